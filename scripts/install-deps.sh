@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Installs the real programs the test suite runs against (no mocks):
+# Debian packages plus the PyPI package secantusdb.
+# Idempotent: anything already present is skipped, so a second run takes ~1 s.
+set -euo pipefail
+
+# command-or-file that proves the package is present | Debian package
+APT_COMPONENTS=(
+  "docker-registry|docker-registry"
+  "skopeo|skopeo"
+  "umoci|umoci"
+  "slapd|slapd"
+  "ldapsearch|ldap-utils"
+  "redis-server|redis-server"
+  "wrk|wrk"
+  "/etc/ssl/certs/ca-certificates.crt|ca-certificates"
+)
+PYPI_PACKAGE=secantusdb
+PYPI_COMMAND=secantusd-py
+APT_LISTS=/var/lib/apt/lists
+POLICY_RC=/usr/sbin/policy-rc.d
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null 2>&1 || die "not root and sudo is not available"
+  SUDO=(sudo)
+fi
+as_root() { "${SUDO[@]}" "$@"; }
+
+# slapd lives in /usr/sbin, which a non-root PATH may lack.
+present() {
+  local probe=$1
+  if [[ $probe == /* ]]; then
+    [[ -e $probe ]]
+  else
+    command -v "$probe" >/dev/null 2>&1 || [[ -x /usr/sbin/$probe ]]
+  fi
+}
+
+apt_installed() {
+  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
+missing_packages() {
+  local entry probe pkg
+  for entry in "${APT_COMPONENTS[@]}"; do
+    probe=${entry%%|*}
+    pkg=${entry##*|}
+    if ! present "$probe" || ! apt_installed "$pkg"; then
+      printf '%s\n' "$pkg"
+    fi
+  done
+}
+
+lists_need_update() {
+  local pkg candidate
+  # Empty lists: apt knows no package at all.
+  if ! compgen -G "$APT_LISTS/*_Packages*" >/dev/null; then
+    return 0
+  fi
+  # Stale lists: mirrors drop superseded .debs, so old lists yield 404s.
+  if [[ -z $(find "$APT_LISTS" -maxdepth 1 -name '*Release' -cmin -1440 -print -quit) ]]; then
+    return 0
+  fi
+  for pkg in "$@"; do
+    candidate=$(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ {print $2}')
+    if [[ -z $candidate || $candidate == "(none)" ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+apt_update() {
+  log "apt-get update"
+  as_root apt-get update -qq || die "apt-get update failed"
+  UPDATED=1
+}
+
+# apt/dpkg chatter goes to a log that is shown only when the install fails.
+apt_install() {
+  local out
+  out=$(mktemp)
+  if as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "$@" >"$out" 2>&1; then
+    rm -f "$out"
+  else
+    cat "$out" >&2
+    rm -f "$out"
+    return 1
+  fi
+}
+
+# Package postinst scripts must not start system daemons (slapd, redis) that
+# would outlive this script; tests start their own instances on free ports.
+TEMP_POLICY=0
+block_service_starts() {
+  if [[ ! -e $POLICY_RC ]]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$POLICY_RC" >/dev/null
+    as_root chmod 755 "$POLICY_RC"
+    TEMP_POLICY=1
+  fi
+}
+restore_service_starts() {
+  if [[ $TEMP_POLICY -eq 1 ]]; then
+    as_root rm -f "$POLICY_RC"
+    TEMP_POLICY=0
+  fi
+}
+
+stop_system_slapd() {
+  local pidfile pid
+  for pidfile in /run/slapd/slapd.pid /var/run/slapd/slapd.pid; do
+    [[ -r $pidfile ]] || continue
+    pid=$(cat "$pidfile")
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+      log "stopping system slapd (pid $pid)"
+      if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+        as_root systemctl stop slapd || true
+        as_root systemctl disable slapd >/dev/null 2>&1 || true
+      else
+        as_root invoke-rc.d slapd stop >/dev/null 2>&1 || as_root kill "$pid" || true
+      fi
+    fi
+  done
+}
+
+install_apt_packages() {
+  local -a missing
+  mapfile -t missing < <(missing_packages)
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    return 0
+  fi
+  log "installing: ${missing[*]}"
+  UPDATED=0
+  if lists_need_update "${missing[@]}"; then
+    apt_update
+  fi
+  # slapd must not create a system database (tests build their own).
+  echo "slapd slapd/no_configuration boolean true" | as_root debconf-set-selections
+  block_service_starts
+  trap restore_service_starts EXIT
+  if ! apt_install "${missing[@]}"; then
+    # The lists looked fresh but may still point at removed .debs.
+    [[ $UPDATED -eq 0 ]] || die "apt-get install failed: ${missing[*]}"
+    apt_update
+    apt_install "${missing[@]}" || die "apt-get install failed: ${missing[*]}"
+  fi
+  restore_service_starts
+  trap - EXIT
+  stop_system_slapd
+}
+
+pypi_scripts_dir() {
+  python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'
+}
+
+install_pypi_package() {
+  if command -v "$PYPI_COMMAND" >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || die "python3 is required for $PYPI_PACKAGE"
+  log "installing PyPI $PYPI_PACKAGE"
+  python3 -m pip install --quiet "$PYPI_PACKAGE" || die "pip install $PYPI_PACKAGE failed"
+  # pyenv exposes new console scripts only after a rehash.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash >/dev/null 2>&1 || true; fi
+  hash -r
+  if ! command -v "$PYPI_COMMAND" >/dev/null 2>&1 &&
+    [[ ! -x "$(pypi_scripts_dir)/$PYPI_COMMAND" ]]; then
+    die "$PYPI_COMMAND not found after installing $PYPI_PACKAGE"
+  fi
+}
+
+verify_and_report() {
+  local entry probe pkg failed=0 pypi_version
+  for entry in "${APT_COMPONENTS[@]}"; do
+    probe=${entry%%|*}
+    pkg=${entry##*|}
+    if present "$probe" && apt_installed "$pkg"; then
+      printf '%-16s %s\n' "$pkg" "$(dpkg-query -W -f='${Version}' "$pkg")"
+    else
+      printf '%-16s MISSING\n' "$pkg"
+      failed=1
+    fi
+  done
+  # importlib.metadata answers in ~50 ms where `pip show` takes a second.
+  pypi_version=$(python3 -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' \
+    "$PYPI_PACKAGE" 2>/dev/null || true)
+  if [[ -n $pypi_version ]]; then
+    printf '%-16s %s (pypi)\n' "$PYPI_PACKAGE" "$pypi_version"
+  else
+    printf '%-16s MISSING\n' "$PYPI_PACKAGE"
+    failed=1
+  fi
+  [[ $failed -eq 0 ]] || die "some components are missing"
+}
+
+install_apt_packages
+install_pypi_package
+verify_and_report

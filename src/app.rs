@@ -1,0 +1,112 @@
+//! Builds the running state from a validated [`Config`]: keys, TLS, backends and chains.
+//! `serve`, tests (and later `check-config` and reload) all go through [`build`].
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::authn::static_users::StaticUsers;
+use crate::authn::{Authenticator, AuthnChain};
+use crate::authz::{Authorizer, AuthzChain};
+use crate::config::{Config, Diagnostic, Diagnostics};
+use crate::http::{AppState, RealIp, Routes};
+use crate::service::AuthService;
+use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
+
+/// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
+pub struct Built {
+    pub state: AppState,
+    pub tls: Option<rustls::ServerConfig>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Loads keys and certificates and assembles the chains. Errors name the config key.
+pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
+    let mut diags = Diagnostics::default();
+    let tls = match (&config.server.certificate, &config.server.key) {
+        (Some(cert), Some(key)) => crate::tls::server_tls(&config.server, cert, key, &mut diags),
+        _ => None,
+    };
+    let key = signing_key(config, &mut diags);
+    let authn = authn_chain(config, &mut diags);
+    if diags.has_errors() {
+        return Err(diags.errors);
+    }
+    let (Some(key), Some(authn)) = (key, authn) else { return Err(diags.errors) };
+    let options = TokenOptions {
+        issuer: config.token.issuer.clone(),
+        expiration_secs: config.token.expiration,
+        kid_mode: if config.token.disable_legacy_key_id { KidMode::Thumbprint } else { KidMode::Libtrust },
+        x5c: config.token.x5c,
+    };
+    let service = AuthService { authn, authz: authz_chain(config), issuer: TokenIssuer::new(options, key) };
+    let state = AppState {
+        service,
+        routes: Routes::new(&config.server.path_prefix),
+        issuer: config.token.issuer.clone(),
+        hsts: config.server.hsts,
+        real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
+    };
+    Ok(Built { state, tls, warnings: diags.warnings })
+}
+
+/// The token pair, or the server's TLS pair when the token section names none (§2.4).
+fn signing_key(config: &Config, diags: &mut Diagnostics) -> Option<SigningKey> {
+    let line = config.token.line;
+    let (cert, key, section) = match (
+        &config.token.certificate,
+        &config.token.key,
+        &config.server.certificate,
+        &config.server.key,
+    ) {
+        (Some(c), Some(k), _, _) => (c, k, "token"),
+        (Some(_), None, _, _) | (None, Some(_), _, _) => {
+            diags
+                .error("token.certificate", line, "failed to load token cert and key: both were not provided")
+                .hint("set both token.certificate and token.key, or neither to sign with the server's TLS pair");
+            return None;
+        }
+        (None, None, Some(c), Some(k)) => (c, k, "server"),
+        _ => {
+            diags
+                .error("token.certificate", line, "failed to load token cert and key: none provided")
+                .hint("set token.certificate and token.key (e.g. made by `registry-auth gen-cert`), or server.certificate and server.key");
+            return None;
+        }
+    };
+    load_key(cert, key, section, line, diags)
+}
+
+fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Diagnostics) -> Option<SigningKey> {
+    match SigningKey::load(cert, key) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            diags
+                .error(format!("{section}.certificate"), line, e.to_string())
+                .hint("use a PEM certificate with its matching RSA or EC (P-256/P-384/P-521) private key");
+            None
+        }
+    }
+}
+
+/// docker_auth's order: users, ext_auth, google, github, oidc, gitlab, ldap, mongo, xorm, plugin.
+fn authn_chain(config: &Config, diags: &mut Diagnostics) -> Option<AuthnChain> {
+    let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
+    if let Some(users) = &config.users {
+        match StaticUsers::new(users.iter(), true) {
+            Ok(static_users) => backends.push(Arc::new(static_users)),
+            Err(e) => {
+                diags.error("users", 0, e.to_string());
+                return None;
+            }
+        }
+    }
+    Some(AuthnChain::new(backends))
+}
+
+/// docker_auth's order: acl, acl_mongo, acl_xorm, ext_authz, plugin_authz, casbin_authz.
+fn authz_chain(config: &Config) -> AuthzChain {
+    let mut backends: Vec<Arc<dyn Authorizer>> = Vec::new();
+    if let Some(acl) = &config.compiled_acl {
+        backends.push(acl.clone());
+    }
+    AuthzChain::new(backends)
+}

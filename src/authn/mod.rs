@@ -1,0 +1,89 @@
+//! Authentication contract and the ordered chain of authenticators.
+//! Backends live in submodules and depend on this file, never the other way round.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::request::Labels;
+use crate::secret::Secret;
+
+pub mod static_users;
+
+/// The answer of one authenticator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthnOutcome {
+    /// "I don't know this user": the chain tries the next backend.
+    NoMatch,
+    /// Known user, wrong credentials: the chain stops with 401.
+    Deny,
+    /// Authenticated, with the user's labels: the chain stops with success.
+    Allow(Labels),
+}
+
+/// A backend that could not answer (directory down, bad program output...).
+/// The message goes to the log only; clients get a fixed body.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthnError(pub String);
+
+/// An authentication backend.
+///
+/// Contract (docker_auth `api/authn.go`): return `Err` only when the request could not be
+/// served, never for a denial. Implementations must be safe to call concurrently.
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    /// Short name for logs and metrics, e.g. `static`.
+    fn name(&self) -> &'static str;
+    async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError>;
+}
+
+/// The result of running the chain: the outcome and the 0-based index of the backend
+/// that decided (None when no backend matched).
+#[derive(Debug)]
+pub struct ChainDecision {
+    pub outcome: AuthnOutcome,
+    pub backend: Option<(usize, &'static str)>,
+}
+
+/// A chain failure: which backend failed and why (for the log).
+#[derive(Debug, thiserror::Error)]
+#[error("authn #{} ({}) returned error: {}", .index + 1, .backend, .source)]
+pub struct ChainError {
+    pub index: usize,
+    pub backend: &'static str,
+    pub source: AuthnError,
+}
+
+/// Authenticators in docker_auth's fixed order; the first that does not answer
+/// `NoMatch` decides.
+pub struct AuthnChain {
+    backends: Vec<Arc<dyn Authenticator>>,
+}
+
+impl AuthnChain {
+    pub fn new(backends: Vec<Arc<dyn Authenticator>>) -> Self {
+        AuthnChain { backends }
+    }
+
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
+    pub async fn authenticate(&self, account: &str, password: &Secret) -> Result<ChainDecision, ChainError> {
+        for (index, backend) in self.backends.iter().enumerate() {
+            let outcome = backend.authenticate(account, password).await.map_err(|source| ChainError {
+                index,
+                backend: backend.name(),
+                source,
+            })?;
+            if outcome != AuthnOutcome::NoMatch {
+                return Ok(ChainDecision { outcome, backend: Some((index, backend.name())) });
+            }
+        }
+        Ok(ChainDecision { outcome: AuthnOutcome::NoMatch, backend: None })
+    }
+}

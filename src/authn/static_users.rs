@@ -1,0 +1,181 @@
+//! Static users from the `users:` section: bcrypt hashes and labels (parity.md §5.2).
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Authenticator, AuthnError, AuthnOutcome};
+use crate::config::UserEntry;
+use crate::request::Labels;
+use crate::secret::Secret;
+
+struct StoredUser {
+    /// Normalised bcrypt hash; `None` = any password is accepted (docker_auth behaviour).
+    hash: Option<Arc<str>>,
+    labels: Labels,
+}
+
+/// The `users:` map.
+pub struct StaticUsers {
+    users: HashMap<String, StoredUser>,
+    /// Verified for unknown accounts when this is the last backend, so that an unknown
+    /// account costs the same as a wrong password (no account enumeration by timing).
+    decoy_hash: Option<Arc<str>>,
+}
+
+impl StaticUsers {
+    /// `last_in_chain`: whether an unknown account ends the chain here (then it pays for a
+    /// decoy verification at the users' most common cost).
+    pub fn new<'a>(
+        entries: impl IntoIterator<Item = (&'a String, &'a UserEntry)>,
+        last_in_chain: bool,
+    ) -> Result<Self, AuthnError> {
+        let users: HashMap<String, StoredUser> = entries
+            .into_iter()
+            .map(|(name, entry)| {
+                let hash = entry.password.as_deref().map(|h| Arc::from(normalise_prefix(h)));
+                (name.clone(), StoredUser { hash, labels: entry.labels.clone() })
+            })
+            .collect();
+        let decoy_hash = if last_in_chain { Some(decoy_hash(&users)?) } else { None };
+        Ok(StaticUsers { users, decoy_hash })
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// Go's bcrypt accepts `$2$` (no minor version); the bcrypt crate wants a minor letter.
+/// The algorithm is the same, so `$2$` is read as `$2a$`.
+fn normalise_prefix(hash: &str) -> String {
+    match hash.strip_prefix("$2$") {
+        Some(rest) => format!("$2a${rest}"),
+        None => hash.to_string(),
+    }
+}
+
+/// The cost of a well-formed bcrypt hash (`$2[abxy]?$NN$` + 53 characters), else `None`.
+pub fn parse_bcrypt_cost(hash: &str) -> Option<u32> {
+    let normalised = normalise_prefix(hash);
+    let mut parts = normalised.strip_prefix('$')?.split('$');
+    let version = parts.next()?;
+    let cost = parts.next()?;
+    let rest = parts.next()?;
+    let valid_version = matches!(version, "2a" | "2b" | "2x" | "2y");
+    let cost: u32 = if cost.len() == 2 { cost.parse().ok()? } else { return None };
+    (valid_version && (4..=31).contains(&cost) && rest.len() == 53 && parts.next().is_none()).then_some(cost)
+}
+
+fn decoy_hash(users: &HashMap<String, StoredUser>) -> Result<Arc<str>, AuthnError> {
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for cost in users.values().filter_map(|u| u.hash.as_deref().and_then(parse_bcrypt_cost)) {
+        *counts.entry(cost).or_default() += 1;
+    }
+    let cost = counts.into_iter().max_by_key(|(cost, n)| (*n, *cost)).map_or(bcrypt::DEFAULT_COST, |(c, _)| c);
+    let random: [u8; 16] = rand::random();
+    bcrypt::hash(random, cost).map(Arc::from).map_err(|e| AuthnError(format!("cannot prepare decoy hash: {e}")))
+}
+
+/// bcrypt off the async executor: it takes milliseconds on purpose.
+async fn verify_blocking(password: &Secret, hash: Arc<str>) -> Result<bool, AuthnError> {
+    let password = password.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        // A malformed hash never matches (Go: "hashedSecret too short" and friends).
+        bcrypt::verify(password.expose().as_bytes(), &hash).unwrap_or(false)
+    })
+    .await;
+    result.map_err(|e| AuthnError(format!("password check was interrupted: {e}")))
+}
+
+#[async_trait]
+impl Authenticator for StaticUsers {
+    fn name(&self) -> &'static str {
+        "static"
+    }
+
+    async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
+        let Some(user) = self.users.get(account) else {
+            if let Some(decoy) = &self.decoy_hash {
+                verify_blocking(password, decoy.clone()).await?;
+            }
+            return Ok(AuthnOutcome::NoMatch);
+        };
+        let Some(hash) = &user.hash else {
+            return Ok(AuthnOutcome::Allow(user.labels.clone()));
+        };
+        if verify_blocking(password, hash.clone()).await? {
+            Ok(AuthnOutcome::Allow(user.labels.clone()))
+        } else {
+            Ok(AuthnOutcome::Deny)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BADMIN: &str = "$2y$05$LO.vzwpWC5LZGqThvEfznu8qhb5SGqvBSWY1J3yZ4AxtMRZ3kN5jC";
+
+    fn users(list: &[(&str, Option<&str>)]) -> StaticUsers {
+        let entries: Vec<(String, UserEntry)> = list
+            .iter()
+            .map(|(n, h)| (n.to_string(), UserEntry { password: h.map(str::to_string), labels: Labels::new() }))
+            .collect();
+        StaticUsers::new(entries.iter().map(|(n, e)| (n, e)), true).unwrap()
+    }
+
+    async fn check(u: &StaticUsers, account: &str, password: &str) -> AuthnOutcome {
+        u.authenticate(account, &Secret::new(password)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn bcrypt_prefixes_and_outcomes() {
+        let body = &BADMIN[3..];
+        for prefix in ["$2a", "$2b", "$2x", "$2y", "$2"] {
+            let hash = format!("{prefix}{body}");
+            let u = users(&[("admin", Some(&hash))]);
+            assert_eq!(check(&u, "admin", "badmin").await, AuthnOutcome::Allow(Labels::new()), "{prefix}");
+            assert_eq!(check(&u, "admin", "wrong").await, AuthnOutcome::Deny, "{prefix}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_user_is_no_match_and_missing_password_accepts_anything() {
+        let u = users(&[("admin", Some(BADMIN)), ("ci", None), ("", None)]);
+        assert_eq!(check(&u, "nobody", "x").await, AuthnOutcome::NoMatch);
+        assert_eq!(check(&u, "ci", "").await, AuthnOutcome::Allow(Labels::new()));
+        assert_eq!(check(&u, "ci", "anything").await, AuthnOutcome::Allow(Labels::new()));
+        assert_eq!(check(&u, "", "").await, AuthnOutcome::Allow(Labels::new()));
+    }
+
+    #[tokio::test]
+    async fn plain_text_and_empty_hashes_never_match() {
+        let u = users(&[("p", Some("badmin")), ("e", Some(""))]);
+        assert_eq!(check(&u, "p", "badmin").await, AuthnOutcome::Deny);
+        assert_eq!(check(&u, "e", "").await, AuthnOutcome::Deny);
+    }
+
+    #[tokio::test]
+    async fn only_the_first_72_bytes_count() {
+        let long = "x".repeat(72);
+        let hash = bcrypt::hash(&long, 4).unwrap();
+        let u = users(&[("l", Some(&hash))]);
+        assert_eq!(check(&u, "l", &format!("{long}tail")).await, AuthnOutcome::Allow(Labels::new()));
+        assert_eq!(check(&u, "l", &long[..71]).await, AuthnOutcome::Deny);
+    }
+
+    #[test]
+    fn bcrypt_cost_parsing() {
+        assert_eq!(parse_bcrypt_cost(BADMIN), Some(5));
+        assert_eq!(parse_bcrypt_cost(&format!("$2{}", &BADMIN[3..])), Some(5));
+        assert_eq!(parse_bcrypt_cost("$2y$5$x"), None);
+        assert_eq!(parse_bcrypt_cost("$2y$03$LO.vzwpWC5LZGqThvEfznu8qhb5SGqvBSWY1J3yZ4AxtMRZ3kN5jC"), None);
+        assert_eq!(parse_bcrypt_cost("plain"), None);
+    }
+}

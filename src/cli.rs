@@ -1,0 +1,128 @@
+//! Command line: `registry-auth serve [CONFIG]`, and docker_auth's own invocation
+//! `registry-auth [glog flags] CONFIG`, which existing Helm charts and `docker run` lines use.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// The config `serve` uses when none is given.
+pub const DEFAULT_CONFIG: &str = "config/auth_config.yml";
+
+/// Token authorization server for the Docker registry, compatible with docker_auth's config.
+#[derive(Debug, Parser)]
+#[command(name = "registry-auth", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve tokens (the default when only a config path is given).
+    Serve {
+        /// docker_auth-style YAML config.
+        #[arg(default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+const SUBCOMMANDS: &[&str] = &["serve", "help"];
+/// glog flags that take a value.
+const GLOG_VALUE_FLAGS: &[&str] = &["v", "stderrthreshold", "log_dir", "vmodule", "log_backtrace_at", "logbufsecs"];
+const GLOG_BOOL_FLAGS: &[&str] = &["logtostderr", "alsologtostderr"];
+
+/// Arguments after glog flags were taken out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Normalized {
+    pub args: Vec<String>,
+    /// `-v=N`, if given.
+    pub verbosity: Option<u8>,
+    /// Notes about flags accepted for compatibility but without effect.
+    pub notes: Vec<String>,
+}
+
+/// Removes glog flags (`-v=2`, `--v 2`, `-logtostderr`, ...) wherever they are and inserts
+/// `serve` when the first argument is a config path rather than a subcommand.
+pub fn normalize(raw: Vec<String>) -> Normalized {
+    let mut out = Normalized::default();
+    let mut iter = raw.into_iter();
+    out.args.extend(iter.next());
+    while let Some(arg) = iter.next() {
+        let Some((name, inline_value)) = glog_flag(&arg) else {
+            out.args.push(arg);
+            continue;
+        };
+        let value =
+            if GLOG_VALUE_FLAGS.contains(&name.as_str()) { inline_value.or_else(|| iter.next()) } else { inline_value };
+        apply_glog(&name, value, &mut out);
+    }
+    let first = out.args.get(1).map(String::as_str);
+    let is_command = first.is_some_and(|a| SUBCOMMANDS.contains(&a) || a.starts_with('-'));
+    if !is_command {
+        out.args.insert(1.min(out.args.len()), "serve".to_string());
+    }
+    out
+}
+
+/// `-name`, `--name`, `-name=value` for the glog flags only.
+fn glog_flag(arg: &str) -> Option<(String, Option<String>)> {
+    let body = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    let (name, value) = match body.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_string())),
+        None => (body, None),
+    };
+    (GLOG_VALUE_FLAGS.contains(&name) || GLOG_BOOL_FLAGS.contains(&name)).then(|| (name.to_string(), value))
+}
+
+fn apply_glog(name: &str, value: Option<String>, out: &mut Normalized) {
+    match name {
+        "v" => match value.as_deref().map(str::parse::<u8>) {
+            Some(Ok(level)) => out.verbosity = Some(level),
+            _ => out.notes.push(format!("ignoring -v={}: not a number", value.unwrap_or_default())),
+        },
+        // We always log to stderr, which is what these ask for.
+        "logtostderr" | "alsologtostderr" => {}
+        other => {
+            out.notes.push(format!("ignoring glog flag -{other}: logs always go to stderr (use RUST_LOG to filter)"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Normalized {
+        normalize(std::iter::once("registry-auth").chain(args.iter().copied()).map(String::from).collect())
+    }
+
+    #[test]
+    fn docker_auth_invocation_becomes_serve() {
+        let n = norm(&["--v=2", "-logtostderr", "/config/auth_config.yml"]);
+        assert_eq!(n.args, ["registry-auth", "serve", "/config/auth_config.yml"]);
+        assert_eq!(n.verbosity, Some(2));
+        assert!(n.notes.is_empty());
+    }
+
+    #[test]
+    fn separate_values_and_unsupported_flags() {
+        let n = norm(&["-v", "3", "-stderrthreshold=INFO", "-log_dir", "/tmp", "--alsologtostderr", "c.yml"]);
+        assert_eq!(n.args, ["registry-auth", "serve", "c.yml"]);
+        assert_eq!(n.verbosity, Some(3));
+        assert_eq!(n.notes.len(), 2);
+    }
+
+    #[test]
+    fn subcommands_and_help_pass_through() {
+        assert_eq!(norm(&["serve", "x.yml"]).args, ["registry-auth", "serve", "x.yml"]);
+        assert_eq!(norm(&["--help"]).args, ["registry-auth", "--help"]);
+        assert_eq!(norm(&[]).args, ["registry-auth", "serve"]);
+        assert_eq!(norm(&["serve", "-v=2"]).verbosity, Some(2));
+    }
+
+    #[test]
+    fn parses_with_clap() {
+        let cli = Cli::try_parse_from(norm(&["-v=1", "a.yml"]).args).unwrap();
+        let Command::Serve { config } = cli.command;
+        assert_eq!(config, PathBuf::from("a.yml"));
+    }
+}

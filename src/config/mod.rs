@@ -1,0 +1,173 @@
+//! Loads docker_auth's `auth_config.yml`, key for key: read, parse, validate.
+//! Every problem is collected with its YAML path, line and a fix, in docker_auth's check
+//! order (parity.md §3.3). Building the running state from a `Config` is `crate::app`.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::authz::acl::Acl;
+
+pub mod acl;
+pub mod diag;
+pub mod reader;
+pub mod server;
+pub mod token;
+pub mod users;
+pub mod yaml;
+
+pub use acl::AclSource;
+pub use diag::{ConfigError, Diagnostic, Diagnostics};
+pub use server::{Net, ServerConfig, TlsVersion};
+pub use token::TokenConfig;
+pub use users::UserEntry;
+
+use reader::Section;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub token: TokenConfig,
+    /// `None` when the section is absent ("not configured").
+    pub users: Option<BTreeMap<String, UserEntry>>,
+    pub acl: Option<AclSource>,
+    /// The same ACL, compiled once at load.
+    pub compiled_acl: Option<Arc<Acl>>,
+    /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Authentication sections in docker_auth's chain order; only `users` is implemented.
+const AUTHN_SECTIONS: &[&str] = &[
+    "users",
+    "ext_auth",
+    "google_auth",
+    "github_auth",
+    "oidc_auth",
+    "gitlab_auth",
+    "ldap_auth",
+    "mongo_auth",
+    "xorm_auth",
+    "plugin_authn",
+];
+/// Authorization sections in chain order; `casbin_authz` does not count (docker_auth quirk).
+const AUTHZ_SECTIONS: &[&str] = &["acl", "acl_mongo", "acl_xorm", "ext_authz", "plugin_authz"];
+const NOT_YET: &[&str] = &[
+    "ext_auth",
+    "google_auth",
+    "github_auth",
+    "oidc_auth",
+    "gitlab_auth",
+    "ldap_auth",
+    "mongo_auth",
+    "xorm_auth",
+    "plugin_authn",
+    "acl_mongo",
+    "acl_xorm",
+    "ext_authz",
+    "plugin_authz",
+    "casbin_authz",
+];
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut diagnostics = Diagnostics::default();
+        diagnostics
+            .error("", 0, format!("could not read {file}: {e}"))
+            .hint("check the path and that the file is readable by this user");
+        ConfigError { file: file.clone(), diagnostics }
+    })?;
+    load_str(&text, &file)
+}
+
+/// Validates config text; `file` names it in messages.
+pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let mut diags = Diagnostics::default();
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            diags
+                .error("", e.line, format!("could not parse config: {}", e.message))
+                .hint("fix the YAML syntax on that line");
+            return Err(ConfigError { file: file.to_string(), diagnostics: diags });
+        }
+    };
+    let empty = yaml::Node { line: 1, kind: yaml::NodeKind::Map(Vec::new()) };
+    let root = if root.kind == yaml::NodeKind::Null { &empty } else { &root };
+    let Some(mut top) = Section::of(root, "", &mut diags) else {
+        return Err(ConfigError { file: file.to_string(), diagnostics: diags });
+    };
+    let server = server::read(&mut top, &mut diags);
+    let token = token::read(&mut top, &mut diags);
+    let users = users::read(&mut top, &mut diags);
+    check_sections_present(&top, AUTHN_SECTIONS, &mut diags, |d| {
+        d.error("", 0, "no auth methods are configured, this is probably a mistake. Use an empty user map if you really want to deny everyone")
+            .hint("add a users: section (users: {} denies everyone)");
+    });
+    reject_not_yet_supported(&mut top, &mut diags);
+    let acl = acl::read(&mut top, &mut diags);
+    check_sections_present(&top, AUTHZ_SECTIONS, &mut diags, |d| {
+        d.error(
+            "",
+            0,
+            "ACL is empty, this is probably a mistake. Use an empty list if you really want to deny all actions",
+        )
+        .hint("add an acl: list (acl: [] denies everything)");
+    });
+    let compiled_acl = acl.as_ref().and_then(|acl| compile(acl, &mut diags));
+    top.warn_unknown(&known_top_level(), &mut diags);
+    match (server, token, diags.has_errors()) {
+        (Some(server), Some(token), false) => {
+            Ok(Config { server, token, users, acl, compiled_acl, warnings: diags.warnings })
+        }
+        _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
+    }
+}
+
+fn known_top_level() -> Vec<&'static str> {
+    let mut known = vec!["server", "token"];
+    known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
+    known.sort_unstable();
+    known.dedup();
+    known
+}
+
+/// A section counts as configured when its key has a non-null value (yaml.v2 pointer semantics).
+fn check_sections_present(
+    top: &Section<'_>,
+    sections: &[&str],
+    diags: &mut Diagnostics,
+    report: impl FnOnce(&mut Diagnostics),
+) {
+    if !sections.iter().any(|s| top.has_value(s)) {
+        report(diags);
+    }
+}
+
+fn reject_not_yet_supported(top: &mut Section<'_>, diags: &mut Diagnostics) {
+    for section in NOT_YET {
+        if let Some(node) = top.node(section) {
+            diags
+                .error(*section, node.line, format!("{section} is not supported yet by registry-auth"))
+                .hint(format!("remove the {section} section or keep docker_auth for it; supported now: users, acl"));
+        }
+    }
+}
+
+/// Compiles the ACL, reporting invalid patterns with the line of the offending field.
+fn compile(acl: &AclSource, diags: &mut Diagnostics) -> Option<Arc<Acl>> {
+    match Acl::compile(acl.entries.clone()) {
+        Ok(compiled) => Some(Arc::new(compiled)),
+        Err(errors) => {
+            for e in errors {
+                let line = acl.lines.get(e.index).and_then(|l| l.get(&e.field)).copied().unwrap_or(0);
+                diags
+                    .error(format!("acl[{}].{}", e.index, e.field), line, e.to_string())
+                    .hint("regexes are /.../ in RE2 syntax; IPs are an address or a CIDR such as 10.0.0.0/8");
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The `users:` section: static accounts with bcrypt hashes and labels.
+use std::collections::BTreeMap;
+
+use super::diag::Diagnostics;
+use super::reader::{to_string, to_string_list, Section};
+use super::yaml::Node;
+use crate::request::Labels;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// The bcrypt hash; `None` means docker_auth's "any password is accepted".
+    pub password: Option<String>,
+    pub labels: Labels,
+}
+
+/// Reads `users:`. `None` when the key is absent or null ("not configured", as docker_auth).
+pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<String, UserEntry>> {
+    let node = root.node("users")?;
+    let mut section = Section::of(node, "users", diags)?;
+    let mut users = BTreeMap::new();
+    for (account, user_node) in section.entries() {
+        let path = format!("users.{}", quote_key(account));
+        if let Some(user) = read_user(user_node, &path, diags) {
+            users.insert(account.clone(), user);
+        }
+    }
+    Some(users)
+}
+
+/// Keys with dots or an empty name are shown quoted so the path stays readable.
+fn quote_key(key: &str) -> String {
+    if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
+        format!("{key:?}")
+    } else {
+        key.to_string()
+    }
+}
+
+fn read_user(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UserEntry> {
+    let empty = Node { line: node.line, kind: super::yaml::NodeKind::Map(Vec::new()) };
+    let node = if node.kind == super::yaml::NodeKind::Null { &empty } else { node };
+    let mut user = Section::of(node, path, diags)?;
+    let password = match user.node("password") {
+        Some(hash) => to_string(hash, &user.child_path("password"), diags),
+        // `password: ~` or `password:` is a present-but-empty hash: it can never match.
+        None if user.has_key("password") => Some(String::new()),
+        None => None,
+    };
+    if let (Some(hash), Some(hash_node)) = (&password, user.node("password")) {
+        check_hash(hash, &user.child_path("password"), hash_node.line, diags);
+    }
+    let labels = read_labels(&mut user, diags);
+    user.warn_unknown(&["password", "labels"], diags);
+    Some(UserEntry { password, labels })
+}
+
+fn read_labels(user: &mut Section<'_>, diags: &mut Diagnostics) -> Labels {
+    let mut labels = Labels::new();
+    let Some(node) = user.node("labels") else { return labels };
+    let path = user.child_path("labels");
+    let Some(mut section) = Section::of(node, &path, diags) else { return labels };
+    for (name, values) in section.entries() {
+        let label_path = format!("{path}.{name}");
+        if let Some(list) = to_string_list(values, &label_path, diags) {
+            labels.insert(name.clone(), list);
+        } else if let Some(last) = diags.errors.last_mut() {
+            last.hint("label values are a list, e.g. group: [\"admins\"]");
+        }
+    }
+    labels
+}
+
+/// docker_auth starts with an unusable hash (it simply never matches); we start too, but say so.
+fn check_hash(hash: &str, path: &str, line: usize, diags: &mut Diagnostics) {
+    if crate::authn::static_users::parse_bcrypt_cost(hash).is_none() {
+        diags
+            .warn(path, line, "password is not a bcrypt hash, so this user can never log in")
+            .hint("store a bcrypt hash, e.g. from `htpasswd -nB USER` or `registry-auth hash-password`");
+    }
+}

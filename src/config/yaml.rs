@@ -1,0 +1,213 @@
+//! The only module that knows the YAML crate (yaml-rust2, pure Rust and maintained,
+//! unlike the archived serde_yaml and its unsafe-libyaml). It turns a document into a
+//! small tree of [`Node`]s that remember their line, so every config error can name one.
+//!
+//! docker_auth reads YAML with gopkg.in/yaml.v2, so this loader keeps its habits:
+//! a duplicate key's last value wins, and scalars keep their style so that the typed
+//! layer can apply YAML 1.1 booleans (`yes`, `on`) to plain scalars only.
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A parsed YAML value with the 1-based line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub line: usize,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    Null,
+    /// `plain` is false for quoted and block scalars, which are always strings.
+    Scalar {
+        text: String,
+        plain: bool,
+    },
+    Seq(Vec<Node>),
+    /// Keys in document order, duplicates already collapsed (last one wins, first position kept).
+    Map(Vec<(String, Node)>),
+}
+
+/// A syntax error, with the 1-based line where the parser stopped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct YamlError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses one YAML document. An empty document is `Null`.
+pub fn parse(text: &str) -> Result<Node, YamlError> {
+    let mut builder = TreeBuilder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser
+        .load(&mut builder, false)
+        .map_err(|e| YamlError { line: e.marker().line(), message: e.info().to_string() })?;
+    if let Some(error) = builder.error {
+        return Err(error);
+    }
+    Ok(builder.root.unwrap_or(Node { line: 1, kind: NodeKind::Null }))
+}
+
+enum Frame {
+    Seq { line: usize, anchor: usize, items: Vec<Node> },
+    Map { line: usize, anchor: usize, entries: Vec<(String, Node)>, pending_key: Option<(String, usize)> },
+}
+
+#[derive(Default)]
+struct TreeBuilder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    error: Option<YamlError>,
+}
+
+impl TreeBuilder {
+    fn fail(&mut self, line: usize, message: impl Into<String>) {
+        if self.error.is_none() {
+            self.error = Some(YamlError { line, message: message.into() });
+        }
+    }
+
+    fn push_value(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+                None => match node.kind {
+                    NodeKind::Scalar { text, .. } => *pending_key = Some((text, node.line)),
+                    NodeKind::Null => *pending_key = Some((String::new(), node.line)),
+                    _ => {
+                        let line = node.line;
+                        self.fail(line, "a mapping key must be a plain value, not a list or map");
+                    }
+                },
+                Some((key, key_line)) => {
+                    // A block list or mapping starts on the line after its key; errors about
+                    // it read better pointing at the key.
+                    let node = match node.kind {
+                        NodeKind::Seq(_) | NodeKind::Map(_) => Node { line: key_line.min(node.line), ..node },
+                        _ => node,
+                    };
+                    insert_last_wins(entries, key, node)
+                }
+            },
+        }
+    }
+
+    fn close(&mut self) {
+        let Some(frame) = self.stack.pop() else { return };
+        let (node, anchor) = match frame {
+            Frame::Seq { line, anchor, items } => (Node { line, kind: NodeKind::Seq(items) }, anchor),
+            Frame::Map { line, anchor, entries, .. } => (Node { line, kind: NodeKind::Map(entries) }, anchor),
+        };
+        self.push_value(node, anchor);
+    }
+}
+
+fn insert_last_wins(entries: &mut Vec<(String, Node)>, key: String, node: Node) {
+    match entries.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = node,
+        None => entries.push((key, node)),
+    }
+}
+
+fn scalar_node(text: String, style: TScalarStyle, line: usize) -> Node {
+    let plain = style == TScalarStyle::Plain;
+    let is_null = plain && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL");
+    let kind = if is_null { NodeKind::Null } else { NodeKind::Scalar { text, plain } };
+    Node { line, kind }
+}
+
+impl MarkedEventReceiver for TreeBuilder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        let line = mark.line().max(1);
+        match event {
+            Event::Scalar(text, style, anchor, _tag) => self.push_value(scalar_node(text, style, line), anchor),
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, items: Vec::new() }),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), pending_key: None })
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(),
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(node) => self.push_value(Node { line, ..node }, 0),
+                None => self.fail(line, "alias to an unknown anchor"),
+            },
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(node: &Node) -> &[(String, Node)] {
+        match &node.kind {
+            NodeKind::Map(entries) => entries,
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lines_are_one_based_and_point_at_values() {
+        let root = parse("a: 1\nb:\n  c: x\n").unwrap();
+        let entries = map(&root);
+        assert_eq!(entries[0].1.line, 1);
+        assert_eq!(entries[1].1.line, 2, "a block mapping points at its key");
+        assert_eq!(map(&entries[1].1)[0].1.line, 3);
+    }
+
+    #[test]
+    fn duplicate_keys_last_value_wins_in_first_position() {
+        let root = parse("a: 1\nb: 2\na: 3\n").unwrap();
+        let entries = map(&root);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, "a");
+        assert_eq!(entries[0].1.kind, NodeKind::Scalar { text: "3".into(), plain: true });
+    }
+
+    #[test]
+    fn flow_map_without_space_is_one_odd_key() {
+        // docker_auth issue #326: `{account:"admin"}` is a single key with a null value.
+        let root = parse("m: {account:\"admin\"}\n").unwrap();
+        let inner = map(&map(&root)[0].1);
+        assert_eq!(inner.len(), 1);
+        assert_eq!(inner[0].0, "account:\"admin\"");
+        assert_eq!(inner[0].1.kind, NodeKind::Null);
+    }
+
+    #[test]
+    fn quoted_scalars_are_not_plain_and_nulls_are_recognised() {
+        let root = parse("a: 'yes'\nb: yes\nc: ~\nd:\n").unwrap();
+        let entries = map(&root);
+        assert_eq!(entries[0].1.kind, NodeKind::Scalar { text: "yes".into(), plain: false });
+        assert_eq!(entries[1].1.kind, NodeKind::Scalar { text: "yes".into(), plain: true });
+        assert_eq!(entries[2].1.kind, NodeKind::Null);
+        assert_eq!(entries[3].1.kind, NodeKind::Null);
+    }
+
+    #[test]
+    fn aliases_copy_the_anchored_value() {
+        let root = parse("a: &x [1, 2]\nb: *x\n").unwrap();
+        let entries = map(&root);
+        assert_eq!(entries[0].1.kind, entries[1].1.kind);
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_line() {
+        let err = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        assert!(err.line >= 2, "{err}");
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        assert_eq!(parse("").unwrap().kind, NodeKind::Null);
+        assert_eq!(parse("# only a comment\n").unwrap().kind, NodeKind::Null);
+    }
+}

@@ -1,0 +1,57 @@
+//! The single place where failures become HTTP responses. Bodies are fixed texts in
+//! docker_auth's shapes; internal causes are logged by the service, never sent.
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+
+use crate::service::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// 400 `Bad request: <reason>` (the reason is about the client's own input).
+    #[error("Bad request: {0}")]
+    BadRequest(String),
+    /// OAuth2 `grant_type=refresh_token`, which is not implemented yet.
+    #[error("unsupported grant type")]
+    UnsupportedGrantType,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl HttpError {
+    /// The response; `realm` is the token issuer, used in the Basic challenge.
+    pub fn to_response(&self, realm: &str) -> HttpResponse {
+        match self {
+            HttpError::BadRequest(reason) => text(StatusCode::BAD_REQUEST, format!("Bad request: {reason}\n")),
+            HttpError::UnsupportedGrantType => HttpResponse::BadRequest().content_type("application/json").body(
+                r#"{"error":"unsupported_grant_type","error_description":"only the password grant is supported"}"#,
+            ),
+            HttpError::Auth(AuthError::Unauthorized) => {
+                let mut response = text(StatusCode::UNAUTHORIZED, "Auth failed.\n".to_string());
+                let challenge = format!("Basic realm=\"{}\"", realm.replace(['"', '\\'], ""));
+                if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            HttpError::Auth(AuthError::Authn(e)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Authentication failed (authn #{} returned error)\n", e.index + 1),
+            ),
+            HttpError::Auth(AuthError::Authz(e)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Authorization failed (authz #{} returned error)\n", e.index + 1),
+            ),
+            HttpError::Auth(AuthError::Signing(_)) => {
+                text(StatusCode::INTERNAL_SERVER_ERROR, "Failed to generate token\n".to_string())
+            }
+        }
+    }
+}
+
+/// Go's `http.Error`: plain text, utf-8, nosniff.
+pub fn text(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(body)
+}

@@ -1,0 +1,142 @@
+//! Thin handlers: extract → service → response. Routes are matched exactly on the path,
+//! as docker_auth does (`/auth/` and the bare prefix are 404s); any method is accepted.
+//! Token protocol: https://distribution.github.io/distribution/spec/auth/token/
+use std::time::Duration;
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+
+use super::error::{text, HttpError};
+use super::extract::{basic_auth, client_ip, Form};
+use super::{AppState, StateHandle};
+use crate::scope::parse_scopes;
+use crate::secret::Secret;
+use crate::service::{AuthRequest, Grant};
+
+/// Largest accepted request body: a token form is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A client that has not sent its body within this time is dropped (slow-client guard).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn dispatch(req: HttpRequest, payload: web::Payload, handle: web::Data<StateHandle>) -> HttpResponse {
+    let state = handle.current();
+    let path = req.path();
+    let mut response = if path == state.routes.index {
+        index(&state)
+    } else if path == state.routes.auth || path == state.routes.auth_token {
+        match read_body(payload).await {
+            Ok(body) => token(&req, &body, &state).await,
+            Err(response) => response,
+        }
+    } else {
+        text(StatusCode::NOT_FOUND, "Not found\n".to_string())
+    };
+    if state.hsts {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, header::HeaderValue::from_static(super::HSTS_VALUE));
+    }
+    response
+}
+
+/// `GET {prefix}/`: the page probes use (docker_auth's Helm chart does).
+fn index(state: &AppState) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!("<h1>{}</h1>\n", html_escape(&state.issuer)))
+}
+
+async fn token(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
+    let result = match parse_request(req, body, state) {
+        Ok(auth_request) => state.service.handle(&auth_request).await.map_err(HttpError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(grant) => token_response(&grant),
+        Err(e) => {
+            if let HttpError::BadRequest(reason) = &e {
+                tracing::warn!(reason = %reason, "bad request");
+            }
+            e.to_response(&state.issuer)
+        }
+    }
+}
+
+fn parse_request(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<AuthRequest, HttpError> {
+    let ip = client_ip(&state.real_ip, req.headers(), req.peer_addr())?;
+    let form = Form::parse(req.method(), req.headers(), req.query_string(), body)?;
+    if form.first("grant_type") == "refresh_token" {
+        return Err(HttpError::UnsupportedGrantType);
+    }
+    let basic = basic_auth(req.headers());
+    let (user, password) = match &basic {
+        Some((user, password)) => (user.as_str(), password.as_str()),
+        None if req.method() == Method::POST => match (form.first("username"), form.first("password")) {
+            (u, p) if !u.is_empty() && !p.is_empty() => (u, p),
+            _ => ("", ""),
+        },
+        None => ("", ""),
+    };
+    let account = match form.first("account") {
+        "" => user,
+        account if basic.is_some() && account != user => {
+            return Err(HttpError::BadRequest(format!("user and account are not the same ({user:?} vs {account:?})")));
+        }
+        account => account,
+    };
+    let scopes = parse_scopes(form.all("scope")).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    Ok(AuthRequest {
+        account: account.to_string(),
+        password: Secret::new(password),
+        service: form.first("service").to_string(),
+        ip,
+        scopes,
+    })
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token: &'a str,
+    expires_in: u64,
+    issued_at: String,
+}
+
+fn token_response(grant: &Grant) -> HttpResponse {
+    let issued_at = time::OffsetDateTime::from_unix_timestamp(grant.token.issued_at)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    let body = TokenBody {
+        access_token: &grant.token.token,
+        token: &grant.token.token,
+        expires_in: grant.token.expires_in,
+        issued_at,
+    };
+    HttpResponse::Ok().content_type("application/json").json(body)
+}
+
+/// Reads the body up to [`MAX_BODY_BYTES`] within [`BODY_TIMEOUT`].
+async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| text(StatusCode::BAD_REQUEST, "Bad request: unreadable body\n".to_string()))?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large\n".to_string()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| Err(text(StatusCode::REQUEST_TIMEOUT, "Request body not received in time\n".to_string())))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,90 @@
+//! HTTP front end (actix-web): routes under `path_prefix`, request extraction and the
+//! mapping of domain errors to responses. Handlers call `service`; nothing below `service`
+//! knows about HTTP.
+use std::sync::{Arc, RwLock};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{middleware, web, App};
+
+pub mod error;
+pub mod extract;
+pub mod handlers;
+
+use crate::service::AuthService;
+pub use extract::RealIp;
+
+pub const HSTS_VALUE: &str = "max-age=63072000; includeSubDomains";
+
+/// Exact paths of the routes, prefix included.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    pub index: String,
+    pub auth: String,
+    pub auth_token: String,
+}
+
+impl Routes {
+    pub fn new(prefix: &str) -> Routes {
+        Routes {
+            index: format!("{prefix}/"),
+            auth: format!("{prefix}/auth"),
+            auth_token: format!("{prefix}/auth/token"),
+        }
+    }
+}
+
+/// Everything a request needs from one loaded config.
+pub struct AppState {
+    pub service: AuthService,
+    pub routes: Routes,
+    /// `token.issuer`: the Basic realm and the index page title.
+    pub issuer: String,
+    pub hsts: bool,
+    pub real_ip: RealIp,
+}
+
+/// The current state; a reload swaps it while requests in flight keep the one they took.
+pub struct StateHandle(RwLock<Arc<AppState>>);
+
+impl StateHandle {
+    pub fn new(state: AppState) -> StateHandle {
+        StateHandle(RwLock::new(Arc::new(state)))
+    }
+
+    pub fn current(&self) -> Arc<AppState> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, state: AppState) {
+        let new = Arc::new(state);
+        match self.0.write() {
+            Ok(mut guard) => *guard = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}
+
+/// The actix application; used by the server and, in-process, by tests.
+pub fn app(
+    handle: web::Data<StateHandle>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let hsts = handle.current().hsts;
+    let headers =
+        middleware::DefaultHeaders::new().add((actix_web::http::header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE));
+    App::new()
+        .app_data(handle)
+        .wrap(middleware::Condition::new(hsts, headers))
+        .default_service(web::to(handlers::dispatch))
+}

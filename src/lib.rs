@@ -1,0 +1,19 @@
+//! registry-auth: a token authorization server for the Docker registry.
+//! Layers: config → authn → authz → token → service → http, with the CLI on top.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+pub mod app;
+pub mod authn;
+pub mod authz;
+pub mod certgen;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod request;
+pub mod scope;
+pub mod secret;
+pub mod server;
+pub mod service;
+pub mod telemetry;
+pub mod tls;
+pub mod token;

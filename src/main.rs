@@ -1,0 +1,87 @@
+//! registry-auth binary: parse the command line, set up logging, dispatch, exit code.
+#![forbid(unsafe_code)]
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use registry_auth::cli::{self, Cli, Command};
+use registry_auth::{app, certgen, config, http, server, telemetry};
+
+fn main() -> ExitCode {
+    let normalized = cli::normalize(std::env::args().collect());
+    let cli = Cli::parse_from(normalized.args);
+    telemetry::init(telemetry::level_for_verbosity(normalized.verbosity.unwrap_or(0)));
+    for note in &normalized.notes {
+        tracing::warn!("{note}");
+    }
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+    }
+}
+
+fn serve(path: &Path) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("Failed to load config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if is_default_config(path) {
+        if let Err(e) = ensure_default_certificates(&config) {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let built = match app::build(&config) {
+        Ok(built) => built,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!("Failed to load config: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &built.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(
+        "Config from {} ({} users, {} ACL static entries)",
+        path.display(),
+        config.users.as_ref().map_or(0, |u| u.len()),
+        config.acl.as_ref().map_or(0, |a| a.entries.len())
+    );
+    let handle = actix_web::web::Data::new(http::StateHandle::new(built.state));
+    let result = actix_web::rt::System::new().block_on(server::run(&config.server, built.tls, handle));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(255)
+        }
+    }
+}
+
+fn is_default_config(path: &Path) -> bool {
+    let default = Path::new(cli::DEFAULT_CONFIG);
+    path == default || matches!((path.canonicalize(), default.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// First run of the default config: create the self-signed pairs it names, so that
+/// `cargo run --release` works out of the box. Existing files are never touched.
+fn ensure_default_certificates(config: &config::Config) -> Result<(), certgen::CertGenError> {
+    let pairs: [(&Option<PathBuf>, &Option<PathBuf>); 2] =
+        [(&config.server.certificate, &config.server.key), (&config.token.certificate, &config.token.key)];
+    let names: Vec<String> = ["localhost", "127.0.0.1", "::1", "registry-auth"].map(String::from).to_vec();
+    for (cert, key) in pairs {
+        let (Some(cert), Some(key)) = (cert, key) else { continue };
+        if !cert.exists() && !key.exists() {
+            certgen::write_self_signed(cert, key, &names)?;
+            tracing::info!(certificate = %cert.display(), key = %key.display(), "generated a self-signed certificate for the default config");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The registry scope grammar (`type[(class)]:name:action,...`), parsed as docker_auth does
+//! (parity.md §1.3) except for the type, which must match the spec's grammar (§8 item 22).
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::request::Scope;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    /// An empty element (double or trailing space) or a type outside the grammar.
+    #[error("malformed scope request")]
+    Malformed,
+    /// Not 3 or 4 colon-separated parts.
+    #[error("invalid scope: {0:?}")]
+    Invalid(String),
+}
+
+fn type_grammar() -> &'static Regex {
+    static GRAMMAR: OnceLock<Regex> = OnceLock::new();
+    // A literal pattern: compiling it cannot fail.
+    #[allow(clippy::unwrap_used)]
+    GRAMMAR.get_or_init(|| Regex::new(r"^([a-z0-9]+)(?:\(([a-z0-9]+)\))?$").unwrap())
+}
+
+/// Parses every `scope` value in order. An empty *first* value means "no scopes at all"
+/// (a login-only token), a docker_auth quirk that clients rely on.
+pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
+    let mut values = values.into_iter().peekable();
+    if values.peek().is_some_and(|first| first.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let mut scopes = Vec::new();
+    for value in values {
+        for element in value.split(' ') {
+            scopes.push(parse_one(element)?);
+        }
+    }
+    Ok(scopes)
+}
+
+fn parse_one(element: &str) -> Result<Scope, ScopeError> {
+    if element.is_empty() {
+        return Err(ScopeError::Malformed);
+    }
+    let parts: Vec<&str> = element.split(':').collect();
+    let (raw_type, name, raw_actions) = match parts.as_slice() {
+        [t, n, a] => (*t, n.to_string(), *a),
+        // `host:port/repo` names carry one colon.
+        [t, host, rest, a] => (*t, format!("{host}:{rest}"), *a),
+        _ => return Err(ScopeError::Invalid(element.to_string())),
+    };
+    let captures = type_grammar().captures(raw_type).ok_or(ScopeError::Malformed)?;
+    let resource_type = captures.get(1).map_or("", |m| m.as_str()).to_string();
+    let class = captures.get(2).map(|m| m.as_str().to_string());
+    let mut actions: Vec<String> = raw_actions.split(',').map(str::to_string).collect();
+    actions.sort();
+    Ok(Scope { resource_type, class, name, actions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(s: &str) -> Scope {
+        let mut scopes = parse_scopes([s]).unwrap();
+        assert_eq!(scopes.len(), 1);
+        scopes.remove(0)
+    }
+
+    #[test]
+    fn three_and_four_part_scopes() {
+        let s = one("repository:foo/bar:push,pull");
+        assert_eq!((s.resource_type.as_str(), s.name.as_str()), ("repository", "foo/bar"));
+        assert_eq!(s.actions, ["pull", "push"]);
+        assert_eq!(one("repository:host:5000/ns/img:pull").name, "host:5000/ns/img");
+        assert_eq!(one("registry:catalog:*").actions, ["*"]);
+    }
+
+    #[test]
+    fn actions_keep_duplicates_and_empty_strings() {
+        assert_eq!(one("repository:a:push,pull,push").actions, ["pull", "push", "push"]);
+        assert_eq!(one("repository:a:").actions, [""]);
+        assert_eq!(one("repository::pull").name, "");
+    }
+
+    #[test]
+    fn plugin_class_is_split_off() {
+        let s = one("repository(plugin):n:pull");
+        assert_eq!(s.resource_type, "repository");
+        assert_eq!(s.class.as_deref(), Some("plugin"));
+    }
+
+    #[test]
+    fn types_outside_the_grammar_are_malformed() {
+        for bad in ["Repository:a:pull", "re-po:a:pull", "___:a:pull", "repository(Plugin):a:pull", "(x):a:pull"] {
+            assert_eq!(parse_scopes([bad]), Err(ScopeError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wrong_part_counts_are_invalid() {
+        assert_eq!(parse_scopes(["repository:foo"]), Err(ScopeError::Invalid("repository:foo".into())));
+        assert_eq!(parse_scopes(["repository:a:b:c:pull"]), Err(ScopeError::Invalid("repository:a:b:c:pull".into())));
+    }
+
+    #[test]
+    fn spaces_split_and_empty_elements() {
+        assert_eq!(parse_scopes(["repository:a:pull repository:b:push"]).unwrap().len(), 2);
+        assert_eq!(parse_scopes(["repository:a:pull", "repository:b:push"]).unwrap().len(), 2);
+        assert_eq!(parse_scopes(["repository:a:pull "]), Err(ScopeError::Malformed));
+        assert_eq!(parse_scopes(["repository:a:pull  repository:b:pull"]), Err(ScopeError::Malformed));
+        assert_eq!(parse_scopes(["repository:a:pull", ""]), Err(ScopeError::Malformed));
+    }
+
+    #[test]
+    fn empty_first_value_means_no_scopes_at_all() {
+        assert_eq!(parse_scopes(["", "repository:a:pull"]).unwrap(), Vec::new());
+        assert_eq!(parse_scopes(std::iter::empty()).unwrap(), Vec::new());
+    }
+}

@@ -1,0 +1,141 @@
+//! The token use case: authenticate → authorize each scope → sign. No HTTP types here:
+//! `http` calls this, this calls `authn`, `authz` and `token`, never the other way round.
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::authn::{self, AuthnChain, AuthnOutcome};
+use crate::authz::{self, AuthzChain, ScopeDecision};
+use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
+use crate::secret::Secret;
+use crate::token::{IssuedToken, SignError, TokenIssuer};
+
+/// One parsed token request.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    pub account: String,
+    pub password: Secret,
+    pub service: String,
+    pub ip: Option<IpAddr>,
+    pub scopes: Vec<Scope>,
+}
+
+/// A successful decision: the signed token and what it grants.
+#[derive(Debug)]
+pub struct Grant {
+    pub token: IssuedToken,
+    pub access: Vec<AccessEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong password, or no backend knows the account.
+    #[error("authentication failed")]
+    Unauthorized,
+    #[error("authentication backend failed: {0}")]
+    Authn(#[from] authn::ChainError),
+    #[error("authorization backend failed: {0}")]
+    Authz(#[from] authz::ChainError),
+    #[error("signing failed: {0}")]
+    Signing(#[from] SignError),
+}
+
+/// The authn chain, authz chain and token issuer of one loaded config.
+pub struct AuthService {
+    pub authn: AuthnChain,
+    pub authz: AuthzChain,
+    pub issuer: TokenIssuer,
+}
+
+impl AuthService {
+    pub async fn handle(&self, req: &AuthRequest) -> Result<Grant, AuthError> {
+        let labels = self.authenticate(req).await?;
+        let mut access = Vec::with_capacity(req.scopes.len());
+        let mut decisions = Vec::with_capacity(req.scopes.len());
+        for scope in &req.scopes {
+            let decision = self.authorize(req, scope, &labels).await?;
+            access.push(AccessEntry {
+                resource_type: scope.resource_type.clone(),
+                class: scope.class.clone(),
+                name: scope.name.clone(),
+                actions: decision.actions.clone(),
+            });
+            decisions.push(decision);
+        }
+        let token = self.issuer.issue(&req.account, &req.service, &access)?;
+        log_decision(req, &access, &decisions);
+        Ok(Grant { token, access })
+    }
+
+    async fn authenticate(&self, req: &AuthRequest) -> Result<Labels, AuthError> {
+        let decision = self.authn.authenticate(&req.account, &req.password).await.inspect_err(|e| {
+            tracing::error!(account = %req.account, ip = %ip_text(req.ip), error = %e, "authentication backend error");
+        })?;
+        match decision.outcome {
+            AuthnOutcome::Allow(labels) => Ok(labels),
+            AuthnOutcome::Deny => {
+                let backend = decision.backend.map_or("", |(_, name)| name);
+                tracing::warn!(account = %req.account, ip = %ip_text(req.ip), backend, "authentication failed: wrong password");
+                Err(AuthError::Unauthorized)
+            }
+            AuthnOutcome::NoMatch => {
+                tracing::warn!(account = %req.account, ip = %ip_text(req.ip), "authentication failed: account did not match any authn rule");
+                Err(AuthError::Unauthorized)
+            }
+        }
+    }
+
+    async fn authorize(&self, req: &AuthRequest, scope: &Scope, labels: &Labels) -> Result<ScopeDecision, AuthError> {
+        let authz_req = AuthzRequest {
+            account: &req.account,
+            resource_type: &scope.resource_type,
+            name: &scope.name,
+            service: &req.service,
+            ip: req.ip,
+            actions: &scope.actions,
+            labels,
+        };
+        let decision = self.authz.authorize(&authz_req).await.inspect_err(|e| {
+            tracing::error!(account = %req.account, scope = %scope_text(scope), error = %e, "authorization backend error");
+        })?;
+        Ok(decision)
+    }
+}
+
+fn ip_text(ip: Option<IpAddr>) -> String {
+    ip.map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+fn scope_text(scope: &Scope) -> String {
+    let class = scope.class.as_ref().map(|c| format!("({c})")).unwrap_or_default();
+    format!("{}{class}:{}:{}", scope.resource_type, scope.name, scope.actions.join(","))
+}
+
+/// One log line per decision: who, from where, what was asked, what was granted and why.
+fn log_decision(req: &AuthRequest, access: &[AccessEntry], decisions: &[ScopeDecision]) {
+    let requested: Vec<String> = req.scopes.iter().map(scope_text).collect();
+    let mut granted = String::new();
+    let mut rules = String::new();
+    for (entry, decision) in access.iter().zip(decisions) {
+        let sep = if granted.is_empty() { "" } else { " " };
+        let _ = write!(granted, "{sep}{}:{}:{}", entry.resource_type, entry.name, entry.actions.join(","));
+        let _ = match &decision.decided_by {
+            Some((_, backend, Some(rule))) => write!(
+                rules,
+                "{sep}{backend}[{}]{}",
+                rule.index,
+                rule.comment.as_deref().map(|c| format!("({c:?})")).unwrap_or_default()
+            ),
+            Some((_, backend, None)) => write!(rules, "{sep}{backend}"),
+            None => write!(rules, "{sep}default-deny"),
+        };
+    }
+    tracing::info!(
+        account = %req.account,
+        ip = %ip_text(req.ip),
+        service = %req.service,
+        requested = %requested.join(" "),
+        granted = %granted,
+        rules = %rules,
+        "token issued"
+    );
+}

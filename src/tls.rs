@@ -1,0 +1,169 @@
+//! rustls server configuration from docker_auth's TLS keys (parity.md §3.2, §8 item 68).
+//! Go names and numbers are mapped to what rustls offers; what it lacks is a clear error.
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::crypto::{ring, SupportedKxGroup};
+use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
+
+use crate::config::reader::parse_go_int;
+use crate::config::{Diagnostics, ServerConfig, TlsVersion};
+
+/// Builds the listener's TLS config; problems go to `diags` with the key's path and line.
+pub fn server_tls(
+    server: &ServerConfig,
+    cert: &Path,
+    key: &Path,
+    diags: &mut Diagnostics,
+) -> Option<rustls::ServerConfig> {
+    let mut provider = ring::default_provider();
+    if !server.tls_curve_preferences.is_empty() {
+        provider.kx_groups = curves(server, diags)?;
+    }
+    if !server.tls_cipher_suites.is_empty() {
+        provider.cipher_suites = cipher_suites(server, diags)?;
+    }
+    let versions = versions(server, diags);
+    let (certs, private_key) = read_pair(cert, key, diags)?;
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::new(provider));
+    let built = builder
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, private_key).map_err(|e| e.to_string()));
+    match built {
+        Ok(mut config) => {
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(config)
+        }
+        Err(e) => {
+            diags
+                .error("server.certificate", 0, format!("cannot use the TLS certificate and key: {e}"))
+                .hint("server.certificate and server.key must be a matching PEM pair");
+            None
+        }
+    }
+}
+
+fn versions(server: &ServerConfig, diags: &mut Diagnostics) -> &'static [&'static SupportedProtocolVersion] {
+    static BOTH: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
+    static ONLY13: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    match server.tls_min_version {
+        Some(TlsVersion::Tls13) => &ONLY13,
+        Some(v) if v < TlsVersion::Tls12 => {
+            diags
+                .warn(
+                    "server.tls_min_version",
+                    0,
+                    "TLS versions below 1.2 are not offered (rustls implements TLS 1.2 and 1.3)",
+                )
+                .hint("set tls_min_version: TLS12 to silence this");
+            &BOTH
+        }
+        _ => &BOTH,
+    }
+}
+
+fn curves(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Vec<&'static dyn SupportedKxGroup>> {
+    let mut groups = Vec::new();
+    let mut ok = true;
+    for (i, name) in server.tls_curve_preferences.iter().enumerate() {
+        let group: Option<&'static dyn SupportedKxGroup> = match name.as_str() {
+            "X25519" => Some(ring::kx_group::X25519),
+            "P256" | "CurveP256" => Some(ring::kx_group::SECP256R1),
+            "P384" | "CurveP384" => Some(ring::kx_group::SECP384R1),
+            other => match parse_go_int(other) {
+                Some(29) => Some(ring::kx_group::X25519),
+                Some(23) => Some(ring::kx_group::SECP256R1),
+                Some(24) => Some(ring::kx_group::SECP384R1),
+                _ => None,
+            },
+        };
+        match group {
+            Some(g) => groups.push(g),
+            None => {
+                ok = false;
+                diags
+                    .error(
+                        format!("server.tls_curve_preferences[{i}]"),
+                        server.tls_lines.curves,
+                        format!("curve {name:?} is not supported"),
+                    )
+                    .hint("use X25519, P256 or P384 (P521 is not offered by rustls)");
+            }
+        }
+    }
+    ok.then_some(groups)
+}
+
+/// Go cipher-suite names and IDs that rustls implements (TLS 1.2 ECDHE AEAD suites).
+fn tls12_suite(name: &str) -> Option<SupportedCipherSuite> {
+    use ring::cipher_suite::*;
+    let by_id = parse_go_int(name);
+    let suite = match (name, by_id) {
+        ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", _) | (_, Some(0xc02b)) => TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", _) | (_, Some(0xc02c)) => TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", _)
+        | (_, Some(0xcca9)) => TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", _) | (_, Some(0xc02f)) => TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", _) | (_, Some(0xc030)) => TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", _)
+        | (_, Some(0xcca8)) => TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        _ => return None,
+    };
+    Some(suite)
+}
+
+fn is_tls13_suite(name: &str) -> bool {
+    matches!(name, "TLS_AES_128_GCM_SHA256" | "TLS_AES_256_GCM_SHA384" | "TLS_CHACHA20_POLY1305_SHA256")
+        || matches!(parse_go_int(name), Some(0x1301..=0x1303))
+}
+
+/// The listed TLS 1.2 suites, plus every TLS 1.3 suite (Go does not let 1.3 suites be chosen).
+fn cipher_suites(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Vec<SupportedCipherSuite>> {
+    let mut suites: Vec<SupportedCipherSuite> =
+        ring::DEFAULT_CIPHER_SUITES.iter().copied().filter(|s| s.tls13().is_some()).collect();
+    let mut ok = true;
+    for (i, name) in server.tls_cipher_suites.iter().enumerate() {
+        let path = format!("server.tls_cipher_suites[{i}]");
+        if let Some(suite) = tls12_suite(name) {
+            suites.push(suite);
+        } else if is_tls13_suite(name) {
+            diags.warn(
+                path,
+                server.tls_lines.cipher_suites,
+                format!("{name} is a TLS 1.3 suite; TLS 1.3 suites are always enabled"),
+            );
+        } else {
+            ok = false;
+            diags
+                .error(path, server.tls_lines.cipher_suites, format!("cipher suite {name:?} is not supported"))
+                .hint("rustls offers the ECDHE AES-GCM and CHACHA20-POLY1305 suites, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+        }
+    }
+    ok.then_some(suites)
+}
+
+type Pair = (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>);
+
+fn read_pair(cert: &Path, key: &Path, diags: &mut Diagnostics) -> Option<Pair> {
+    let open = |path: &Path, what: &str, diags: &mut Diagnostics| match std::fs::File::open(path) {
+        Ok(file) => Some(BufReader::new(file)),
+        Err(e) => {
+            diags.error(format!("server.{what}"), 0, format!("could not read {}: {e}", path.display()));
+            None
+        }
+    };
+    let certs: Vec<_> = rustls_pemfile::certs(&mut open(cert, "certificate", diags)?).filter_map(Result::ok).collect();
+    if certs.is_empty() {
+        diags.error("server.certificate", 0, format!("no PEM certificate found in {}", cert.display()));
+        return None;
+    }
+    match rustls_pemfile::private_key(&mut open(key, "key", diags)?) {
+        Ok(Some(private_key)) => Some((certs, private_key)),
+        _ => {
+            diags.error("server.key", 0, format!("no PEM private key found in {}", key.display()));
+            None
+        }
+    }
+}

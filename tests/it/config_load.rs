@@ -1,0 +1,177 @@
+//! Config loading: docker_auth's examples, messages with path and line, all errors at once.
+use registry_auth::app;
+use registry_auth::config::{self, ConfigError};
+
+use crate::common::*;
+
+const COMPAT: &str = "../shared/compat/docker_auth";
+
+fn compat(name: &str, keys: &Keys) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(COMPAT).join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.replace("/path/to/server.pem", &keys.cert.display().to_string())
+        .replace("/path/to/server.key", &keys.key.display().to_string())
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    match config::load_str(yaml, "test.yml") {
+        Ok(_) => panic!("config unexpectedly valid:\n{yaml}"),
+        Err(ConfigError { diagnostics, .. }) => diagnostics.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn simple_and_non_tls_examples_load_and_build_unchanged() {
+    let keys = Keys::new(KeyKind::Rsa2048);
+    for name in ["simple.yml", "non_tls.yml"] {
+        let config = config::load_str(&compat(name, &keys), name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.users.as_ref().map(|u| u.len()), Some(2), "{name}");
+        assert!(config.warnings.is_empty(), "{name}: {:?}", config.warnings);
+        app::build(&config).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+}
+
+#[test]
+fn examples_with_unsupported_sections_fail_naming_only_those_sections() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let ldap = errors(&compat("ldap_auth.yml", &keys));
+    assert_eq!(ldap.len(), 1, "{ldap:?}");
+    assert!(ldap[0].starts_with("ldap_auth is not supported yet by registry-auth (at ldap_auth, line 11)"), "{ldap:?}");
+
+    let reference = errors(&compat("reference.yml", &keys));
+    let expected = [
+        "server.letsencrypt",
+        "google_auth",
+        "github_auth",
+        "oidc_auth",
+        "gitlab_auth",
+        "ldap_auth",
+        "mongo_auth",
+        "xorm_auth",
+        "ext_auth",
+        "plugin_authn",
+        "acl_mongo",
+        "acl_xorm",
+        "casbin_authz",
+        "ext_authz",
+        "plugin_authz",
+    ];
+    for section in expected {
+        let hits = reference.iter().filter(|e| e.starts_with(&format!("{section} is not supported"))).count();
+        assert_eq!(hits, 1, "{section} in {reference:#?}");
+    }
+    assert_eq!(reference.len(), expected.len(), "only unsupported sections fail: {reference:#?}");
+}
+
+#[test]
+fn docker_auth_messages_in_check_order_all_at_once() {
+    let yaml = "server:\n  net: udp\n  path_prefix: auth\n  tls_min_version: TLS13\n  tls_cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\ntoken:\n  expiration: 0\n";
+    let e = errors(yaml);
+    let messages: Vec<&str> =
+        e.iter().map(|m| m.split(" (at").next().unwrap().split("; fix:").next().unwrap()).collect();
+    assert_eq!(
+        messages,
+        [
+            "server.addr is required",
+            "server.net must be unix or tcp",
+            "server.path_prefix must be an absolute path",
+            "TLS 1.3 ciphersuites are not configurable",
+            "token.issuer is required",
+            "expiration must be positive, got 0",
+            "no auth methods are configured, this is probably a mistake. Use an empty user map if you really want to deny everyone",
+            "ACL is empty, this is probably a mistake. Use an empty list if you really want to deny all actions",
+        ]
+    );
+    assert!(e[1].contains("(at server.net, line 2)"), "{}", e[1]);
+    assert!(e.iter().all(|m| m.contains("; fix: ")), "{e:#?}");
+}
+
+const BASE: &str = "server: {addr: ':5001'}\ntoken: {issuer: x, expiration: 60}\nusers: {}\n";
+
+#[test]
+fn flow_map_trap_and_unknown_match_keys_are_hard_errors() {
+    let e = errors(&format!("{BASE}acl:\n  - match: {{account:\"admin\"}}\n    actions: [\"*\"]\n  - match: {{team: devs}}\n    actions: [pull]\n"));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with(
+            "unknown match condition \"account:\\\"admin\\\"\" (at acl[0].match.account:\"admin\", line 5)"
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("space after the colon"), "{}", e[0]);
+    assert!(e[1].contains("(at acl[1].match.team, line 7)"), "{}", e[1]);
+}
+
+#[test]
+fn entries_without_match_or_actions_are_errors() {
+    let e = errors(&format!(
+        "{BASE}acl:\n  - actions: [pull]\n  - match: {{account: x}}\n  - match:\n    actions: [pull]\n"
+    ));
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(e[0].starts_with("acl[0] has no match conditions"));
+    assert!(e[1].starts_with("acl[1] has no actions"));
+    assert!(e[2].starts_with("acl[2] has no match conditions"));
+}
+
+#[test]
+fn invalid_patterns_name_entry_field_and_line() {
+    let e = errors(&format!("{BASE}acl:\n  - match: {{name: \"/(/\"}}\n    actions: []\n  - match: {{ip: \"192.168.0.*\"}}\n    actions: []\n"));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e[0].starts_with("invalid ACL: entry 0, invalid match conditions: invalid pattern \"/(/\""), "{}", e[0]);
+    assert!(e[0].contains("(at acl[0].match.name, line 5)"), "{}", e[0]);
+    assert!(e[1].contains("invalid IP pattern"), "{}", e[1]);
+    assert!(e[1].contains("line 7"), "{}", e[1]);
+}
+
+#[test]
+fn type_errors_and_unknown_keys() {
+    let e = errors("server: {addr: ':5001'}\ntoken: {issuer: x, expiration: '15m'}\nusers:\n  a:\n    labels: {group: admins}\nacl: []\n");
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("token.expiration must be an integer, found \"15m\" (at token.expiration, line 2)"),
+        "{}",
+        e[0]
+    );
+    assert!(e[1].contains("users.a.labels.group"), "{}", e[1]);
+    let ok = config::load_str(&format!("{BASE}acl: []\nsevrer: {{}}\ntoken_extra: 1\n"), "t.yml").unwrap();
+    let paths: Vec<&str> = ok.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(paths, ["sevrer", "token_extra"]);
+}
+
+#[test]
+fn yaml11_booleans_duplicates_and_empty_sections() {
+    let yaml = format!("{BASE}acl: []\nserver: {{addr: ':1', hsts: yes}}\n");
+    let config = config::load_str(&yaml, "t.yml").unwrap();
+    assert!(config.server.hsts);
+    assert_eq!(config.server.addr, ":1");
+    let e = errors("server: {addr: ':1'}\ntoken: {issuer: x, expiration: 60}\nusers:\nacl: ~\n");
+    assert!(e[0].starts_with("no auth methods are configured"), "{e:#?}");
+    assert!(e[1].starts_with("ACL is empty"), "{e:#?}");
+}
+
+#[test]
+fn key_problems_are_reported_by_build() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let other = Keys::new(KeyKind::EcP256);
+    let mismatched = format!("{BASE}acl: []\n").replace(
+        "token: {issuer: x, expiration: 60}",
+        &format!(
+            "token: {{issuer: x, expiration: 60, certificate: '{}', key: '{}'}}",
+            keys.cert.display(),
+            other.key.display()
+        ),
+    );
+    let config = config::load_str(&mismatched, "t.yml").unwrap();
+    let e = app::build(&config).err().expect("mismatched pair must fail");
+    assert!(e[0].to_string().contains("private key does not match public key"), "{e:?}");
+    let only_one = format!("{BASE}acl: []\n").replace(
+        "token: {issuer: x, expiration: 60}",
+        &format!("token: {{issuer: x, expiration: 60, certificate: '{}'}}", keys.cert.display()),
+    );
+    let e = app::build(&config::load_str(&only_one, "t.yml").unwrap()).err().unwrap();
+    assert!(e[0].to_string().starts_with("failed to load token cert and key: both were not provided"), "{e:?}");
+    let none = format!("{BASE}acl: []\n");
+    let e = app::build(&config::load_str(&none, "t.yml").unwrap()).err().unwrap();
+    assert!(e[0].to_string().starts_with("failed to load token cert and key: none provided"), "{e:?}");
+}

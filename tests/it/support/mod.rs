@@ -1,0 +1,28 @@
+//! Shared fixtures for the integration-test binary (`tests/it/main.rs`).
+//!
+//! Every fixture drives a real program (the Debian `docker-registry`,
+//! `skopeo`, ...) on 127.0.0.1 with a random free port and a private temp
+//! dir, and kills it on drop. A missing program is a test failure, never a
+//! skip: run `scripts/install-deps.sh` first.
+
+// Each test module uses a different subset of these helpers; the unused rest
+// would otherwise fail `clippy -D warnings` with dead-code errors.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod oci;
+pub mod ports;
+pub mod process;
+pub mod registry;
+pub mod skopeo;
+
+use tempfile::TempDir;
+
+/// A fresh temp dir whose name says which fixture owns it (helps when a
+/// failed run leaves files behind).
+pub fn temp_dir(label: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("registry-auth-it-{label}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a temp dir for {label}: {e}"))
+}

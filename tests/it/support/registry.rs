@@ -1,0 +1,213 @@
+//! The stock Docker registry (Debian `docker-registry`, distribution 2.8.2)
+//! on a random loopback port, configured for token auth.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::http::http_get;
+use super::ports::{free_port, Probe};
+use super::process::{require_program, ChildGuard};
+use super::temp_dir;
+
+const PROGRAM: &str = "docker-registry";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts when another process grabs the chosen port before the registry
+/// binds it (see `free_port`).
+const START_ATTEMPTS: usize = 3;
+
+/// The `auth.token` section: where clients get tokens and how the registry
+/// verifies them.
+#[derive(Clone, Debug)]
+pub struct RegistryAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificate(s) whose keys may sign tokens.
+    pub rootcertbundle: PathBuf,
+}
+
+enum AuthSetup {
+    Token(RegistryAuth),
+    Disabled,
+    /// No auth section in the file; the caller's `REGISTRY_*` env vars rule.
+    Env(Vec<(String, String)>),
+}
+
+/// A running registry, killed (and its storage removed) on drop.
+pub struct Registry {
+    // Declared before `dir` so the registry stops before its files vanish.
+    process: ChildGuard,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Registry {
+    /// Starts a registry that demands tokens from `auth.realm`; returns once
+    /// `GET /v2/` answers 401.
+    pub fn start(auth: RegistryAuth) -> Registry {
+        Self::launch(AuthSetup::Token(auth))
+    }
+
+    /// Starts a registry without any auth; returns once `GET /v2/` answers 200.
+    pub fn start_without_auth() -> Registry {
+        Self::launch(AuthSetup::Disabled)
+    }
+
+    /// Starts a registry from a config file without an auth section, with
+    /// `env` added to its environment (e.g. `REGISTRY_AUTH_TOKEN_REALM`), as
+    /// container deployments configure it. Ready means `GET /v2/` answers 401
+    /// when any `REGISTRY_AUTH*` variable is given, 200 otherwise.
+    pub fn start_with_env<K: Into<String>, V: Into<String>>(env: Vec<(K, V)>) -> Registry {
+        let env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Self::launch(AuthSetup::Env(env))
+    }
+
+    /// "127.0.0.1:<port>"
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// "http://127.0.0.1:<port>"
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Root of the filesystem storage driver.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    /// The registry's output so far: access log (stdout) and app log (stderr).
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    fn launch(setup: AuthSetup) -> Registry {
+        let program = require_program(PROGRAM);
+        let expected_status = match &setup {
+            AuthSetup::Token(_) => 401,
+            AuthSetup::Disabled => 200,
+            AuthSetup::Env(env) => {
+                if env.iter().any(|(key, _)| key.starts_with("REGISTRY_AUTH")) {
+                    401
+                } else {
+                    200
+                }
+            }
+        };
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let dir = temp_dir("registry");
+            let port = free_port();
+            let config = config_yaml(&dir.path().join("data"), port, &setup);
+            let config_path = dir.path().join("config.yml");
+            fs::write(&config_path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
+            let mut process = ChildGuard::spawn(PROGRAM, command(&program, &config_path, &setup), dir.path());
+            let addr = format!("127.0.0.1:{port}");
+            let ready = process.wait_ready(&format!("GET /v2/ answers {expected_status}"), START_TIMEOUT, || {
+                probe_base(&addr, expected_status)
+            });
+            if let Err(e) = ready {
+                let port_race = process.log().contains("address already in use");
+                // Its log is already in `e`; dropping first avoids printing it twice.
+                drop(process);
+                if !port_race {
+                    panic!("{PROGRAM} did not start: {e}");
+                }
+                last_error = e;
+                continue;
+            }
+            return Registry { process, port, dir };
+        }
+        panic!("{PROGRAM} did not start after {START_ATTEMPTS} port races: {last_error}")
+    }
+}
+
+fn command(program: &Path, config_path: &Path, setup: &AuthSetup) -> Command {
+    let mut command = Command::new(program);
+    command.arg("serve").arg(config_path);
+    // The registry overrides its config with any REGISTRY_* variable, so one
+    // left in the developer's shell must not leak into the test.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGISTRY_") {
+            command.env_remove(key);
+        }
+    }
+    if let AuthSetup::Env(env) = setup {
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    command
+}
+
+fn probe_base(addr: &str, expected_status: u16) -> Probe<()> {
+    match http_get(addr, "/v2/", &[]) {
+        Ok(response) if response.status == expected_status => Probe::Ready(()),
+        // A wrong status will not fix itself: the auth setup is not in effect.
+        Ok(response) => Probe::Failed(format!(
+            "GET /v2/ answered {} (expected {expected_status}); WWW-Authenticate: {:?}",
+            response.status,
+            response.header("www-authenticate")
+        )),
+        Err(e) => Probe::NotYet(e.to_string()),
+    }
+}
+
+/// YAML double-quoted scalars accept JSON string syntax, so JSON quoting
+/// makes any path or URL safe to embed.
+fn quoted(value: &str) -> String {
+    serde_json::Value::from(value).to_string()
+}
+
+fn config_yaml(data_dir: &Path, port: u16, setup: &AuthSetup) -> String {
+    let mut yaml = format!(
+        r"version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: {data}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {addr}
+  secret: registry-auth-integration-tests
+health:
+  storagedriver:
+    enabled: false
+",
+        data = quoted(&data_dir.to_string_lossy()),
+        addr = quoted(&format!("127.0.0.1:{port}")),
+    );
+    if let AuthSetup::Token(auth) = setup {
+        yaml.push_str(&format!(
+            r"auth:
+  token:
+    realm: {realm}
+    service: {service}
+    issuer: {issuer}
+    rootcertbundle: {bundle}
+",
+            realm = quoted(&auth.realm),
+            service = quoted(&auth.service),
+            issuer = quoted(&auth.issuer),
+            bundle = quoted(&auth.rootcertbundle.to_string_lossy()),
+        ));
+    }
+    yaml
+}
