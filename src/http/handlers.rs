@@ -28,7 +28,7 @@ pub async fn dispatch(req: HttpRequest, payload: web::Payload, handle: web::Data
     } else if path == state.routes.auth || path == state.routes.auth_token {
         match read_body(payload).await {
             Ok(body) => token(&req, &body, &state).await,
-            Err(response) => response,
+            Err(e) => e.response(),
         }
     } else {
         text(StatusCode::NOT_FOUND, "Not found\n".to_string())
@@ -118,23 +118,37 @@ fn token_response(grant: &Grant) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").json(body)
 }
 
+/// Why a body could not be read; each maps to a 4xx.
+enum BodyError {
+    Unreadable,
+    TooLarge,
+    Timeout,
+}
+
+impl BodyError {
+    fn response(&self) -> HttpResponse {
+        match self {
+            BodyError::Unreadable => text(StatusCode::BAD_REQUEST, "Bad request: unreadable body\n".to_string()),
+            BodyError::TooLarge => text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large\n".to_string()),
+            BodyError::Timeout => text(StatusCode::REQUEST_TIMEOUT, "Request body not received in time\n".to_string()),
+        }
+    }
+}
+
 /// Reads the body up to [`MAX_BODY_BYTES`] within [`BODY_TIMEOUT`].
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
+async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, BodyError> {
     let read = async {
         let mut body = Vec::new();
         while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|_| text(StatusCode::BAD_REQUEST, "Bad request: unreadable body\n".to_string()))?;
+            let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
             if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large\n".to_string()));
+                return Err(BodyError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     };
-    tokio::time::timeout(BODY_TIMEOUT, read)
-        .await
-        .unwrap_or_else(|_| Err(text(StatusCode::REQUEST_TIMEOUT, "Request body not received in time\n".to_string())))
+    tokio::time::timeout(BODY_TIMEOUT, read).await.unwrap_or(Err(BodyError::Timeout))
 }
 
 fn html_escape(s: &str) -> String {

@@ -111,7 +111,7 @@ fn first_run_of_the_default_config_generates_its_certificate() {
     let client = AuthServer::client(&ssl.join("server.pem"));
     let body: serde_json::Value =
         client.get(&server.realm()).query("service", "Docker registry").call().unwrap().into_json().unwrap();
-    let keys = Keys { cert: ssl.join("server.pem"), key: ssl.join("server.key"), dir: temp_dir("unused") };
+    let keys = Keys { cert: ssl.join("server.pem"), key: ssl.join("server.key"), _dir: temp_dir("unused") };
     crate::common::verify_jwt(body["token"].as_str().unwrap(), &keys, "Docker registry");
 }
 

@@ -23,7 +23,7 @@ pub enum KeyKind {
 
 /// A certificate and key in a temp dir (kept alive as long as this value).
 pub struct Keys {
-    pub dir: TempDir,
+    pub _dir: TempDir,
     pub cert: PathBuf,
     pub key: PathBuf,
 }
@@ -38,7 +38,7 @@ impl Keys {
             KeyKind::EcP256 => registry_auth::certgen::write_self_signed(&cert, &key, &names).unwrap(),
             KeyKind::Rsa2048 => write_rsa_pair(&cert, &key, &names),
         }
-        Keys { dir, cert, key }
+        Keys { _dir: dir, cert, key }
     }
 
     pub fn cert_pem(&self) -> String {

@@ -85,6 +85,11 @@ async fn claims_order_and_values() {
     let jwt = decode_jwt(r.json()["token"].as_str().unwrap());
     let order: Vec<&str> = jwt.claims.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(order, ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "access"]);
+    assert!(
+        jwt.claims_text.starts_with(r#"{"iss":"Acme auth server","sub":"test","aud":"reg","exp":"#),
+        "{}",
+        jwt.claims_text
+    );
     assert_eq!(jwt.claims["iss"], "Acme auth server");
     assert_eq!(jwt.claims["sub"], "test");
     assert_eq!(jwt.claims["aud"], json!("reg"));
