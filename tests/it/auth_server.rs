@@ -53,19 +53,24 @@ impl AuthServer {
 
     /// An HTTP client that trusts `ca` (our self-signed certificate).
     pub fn client(ca: &Path) -> ureq::Agent {
-        let pem = std::fs::read(ca).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        ureq::AgentBuilder::new().tls_config(Arc::new(config)).timeout(Duration::from_secs(20)).build()
+        client_with_versions(ca, rustls::DEFAULT_VERSIONS)
     }
+}
+
+/// An HTTP client that trusts `ca` and speaks only the given TLS versions.
+pub fn client_with_versions(ca: &Path, versions: &[&'static rustls::SupportedProtocolVersion]) -> ureq::Agent {
+    let pem = std::fs::read(ca).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    ureq::AgentBuilder::new().tls_config(Arc::new(config)).timeout(Duration::from_secs(20)).build()
 }
 
 fn index_status(addr: &str, tls: bool) -> Result<u16, String> {

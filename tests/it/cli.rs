@@ -51,6 +51,22 @@ fn docker_auth_invocation_serves_and_sigterm_drains_with_exit_0() {
     assert!(log.contains("ignoring glog flag -stderrthreshold"), "{log}");
     assert!(log.contains("token issued"), "{log}");
     assert!(log.contains("Server stopped"), "{log}");
+    assert!(log.contains("Running without TLS"), "{log}");
+}
+
+#[test]
+fn tls_min_version_13_refuses_tls12_clients() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let yaml = with_keys(&small_config(), &keys).replace(
+        "  addr: \"@ADDR@\"",
+        "  addr: \"@ADDR@\"\n  certificate: \"@CERT@\"\n  key: \"@KEY@\"\n  tls_min_version: TLS13",
+    );
+    let server = AuthServer::start(&with_keys(&yaml, &keys), true, &[]);
+    let modern = AuthServer::client(&keys.cert).get(&server.realm()).call();
+    assert_eq!(modern.map(|r| r.status()).map_err(|e| e.to_string()), Ok(200));
+    let old =
+        crate::auth_server::client_with_versions(&keys.cert, &[&rustls::version::TLS12]).get(&server.realm()).call();
+    assert!(old.is_err(), "a TLS 1.2-only client must be refused");
 }
 
 #[test]

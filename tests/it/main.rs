@@ -7,3 +7,4 @@ mod config_load;
 mod e2e;
 mod http_contract;
 mod support;
+mod token_keys;
