@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod config_load;
 mod e2e;
+mod fuzz;
 mod http_contract;
 mod support;
 mod token_keys;
