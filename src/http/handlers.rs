@@ -17,13 +17,18 @@ use crate::service::{AuthRequest, Grant};
 
 /// Largest accepted request body: a token form is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest accepted request head (actix itself stops at 128 KiB and 96 headers); a token
+/// request's headers are well under 1 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// A client that has not sent its body within this time is dropped (slow-client guard).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn dispatch(req: HttpRequest, payload: web::Payload, handle: web::Data<StateHandle>) -> HttpResponse {
     let state = handle.current();
     let path = req.path();
-    let mut response = if path == state.routes.index {
+    let mut response = if header_bytes(&req) > MAX_HEADER_BYTES {
+        text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request header fields too large\n".to_string())
+    } else if path == state.routes.index {
         index(&state)
     } else if path == state.routes.auth || path == state.routes.auth_token {
         match read_body(payload).await {
@@ -39,6 +44,11 @@ pub async fn dispatch(req: HttpRequest, payload: web::Payload, handle: web::Data
             .insert(header::STRICT_TRANSPORT_SECURITY, header::HeaderValue::from_static(super::HSTS_VALUE));
     }
     response
+}
+
+fn header_bytes(req: &HttpRequest) -> usize {
+    req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>()
+        + req.uri().to_string().len()
 }
 
 /// `GET {prefix}/`: the page probes use (docker_auth's Helm chart does).

@@ -174,3 +174,32 @@ fn unix_get(socket: &std::path::Path, path: &str) -> Result<String, String> {
     stream.read_to_string(&mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }
+
+/// A client that never finishes its request head is cut off, so it cannot pin a worker;
+/// an oversized header is refused with a 4xx.
+#[test]
+fn slow_and_oversized_requests_are_cut_off() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let server = AuthServer::start(&with_keys(&small_config(), &keys), false, &[]);
+    let mut slow = std::net::TcpStream::connect(&server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    slow.write_all(b"GET /auth HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    let _ = slow.read_to_end(&mut reply);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(12), "slow client held the connection for {waited:?}");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 408"), "{reply}");
+
+    let big = "x".repeat(64 * 1024);
+    let resp = crate::support::http::http_get(&server.addr, "/auth", &[("X-Big", &big)]);
+    match resp {
+        Ok(r) => assert_eq!(r.status, 431),
+        Err(e) => {
+            assert!(matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe), "{e}")
+        }
+    }
+    let ok = crate::support::http::http_get(&server.addr, "/", &[]).unwrap();
+    assert_eq!(ok.status, 200, "the server still serves");
+}
