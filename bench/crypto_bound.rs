@@ -1,0 +1,62 @@
+//! Single-core cost of the two operations that bound tokens per second: one bcrypt
+//! verification at a given cost, and one token signature with a given key. Also hashes
+//! passwords for the bench configs. Used by `bench/run.sh`; not part of the product.
+//!
+//! crypto_bound hash COST PASSWORD            → prints a bcrypt hash
+//! crypto_bound bcrypt COST                   → microseconds per verification
+//! crypto_bound sign CERT KEY                 → microseconds per signed token
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use registry_auth::request::AccessEntry;
+use registry_auth::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
+
+/// Repeats `op` for at least `budget` and returns microseconds per call.
+fn per_call_micros(budget: Duration, mut op: impl FnMut()) -> f64 {
+    op();
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < budget {
+        op();
+        calls += 1;
+    }
+    start.elapsed().as_secs_f64() * 1e6 / calls as f64
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let budget = Duration::from_secs(2);
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["hash", cost, password] => match cost.parse().map(|c| bcrypt::hash(password, c)) {
+            Ok(Ok(hash)) => println!("{hash}"),
+            _ => return usage(),
+        },
+        ["bcrypt", cost] => {
+            let Ok(Ok(hash)) = cost.parse().map(|c| bcrypt::hash("bench-password", c)) else { return usage() };
+            println!("{:.1}", per_call_micros(budget, || assert!(bcrypt::verify("bench-password", &hash).unwrap_or(false))));
+        }
+        ["sign", cert, key] => {
+            let key = match SigningKey::load(Path::new(cert), Path::new(key)) {
+                Ok(key) => key,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options =
+                TokenOptions { issuer: "bench".into(), expiration_secs: 900, kid_mode: KidMode::Libtrust, x5c: false };
+            let issuer = TokenIssuer::new(options, key);
+            let access =
+                [AccessEntry { resource_type: "repository".into(), class: None, name: "library/alpine".into(), actions: vec!["pull".into()] }];
+            println!("{:.1}", per_call_micros(budget, || assert!(issuer.issue("", "registry", &access).is_ok())));
+        }
+        _ => return usage(),
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: crypto_bound hash COST PASSWORD | bcrypt COST | sign CERT KEY");
+    ExitCode::from(2)
+}
