@@ -49,6 +49,29 @@ fn ldap_example_loads_and_builds_with_paths_adapted() {
 }
 
 #[test]
+fn active_directory_example_loads_and_builds_with_paths_adapted() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, password) = (dir.path().join("ca.pem"), dir.path().join("pw"));
+    std::fs::write(&ca, keys.cert_pem()).unwrap();
+    std::fs::write(&password, "secret\n").unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/ldap_ad.yml");
+    let yaml = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("/etc/registry-auth/corp-ca.pem", &ca.display().to_string())
+        .replace("/etc/registry-auth/ldap-password", &password.display().to_string())
+        .replace("ssl/server.pem", "@CERT@")
+        .replace("ssl/server.key", "@KEY@");
+    let config = config::load_str(&with_keys(&yaml, &keys), "ldap_ad.yml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let ldap = config.ldap.as_ref().unwrap();
+    assert_eq!(ldap.tls, config::ldap::LdapTls::Always);
+    assert_eq!(ldap.bind_password.as_ref().map(|p| p.expose()), Some("secret"));
+    assert_eq!(ldap.labels[0].attribute, "memberOf");
+    app::build(&config).unwrap_or_else(|e| panic!("{e:?}"));
+}
+
+#[test]
 fn ldap_config_mistakes_name_path_and_line() {
     let keys = Keys::new(KeyKind::EcP256);
     let yaml = with_keys(

@@ -251,6 +251,28 @@ async fn a_directory_that_never_answers_times_out() {
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
+/// `config/ldap_openldap.yml` (the README's example), pointed at the test slapd.
+#[actix_web::test]
+async fn the_openldap_example_config_works_as_documented() {
+    let slapd = Slapd::start();
+    let keys = Keys::new(KeyKind::EcP256);
+    let password = slapd.dir().join("ldap-password");
+    std::fs::write(&password, READER_PASSWORD).unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/ldap_openldap.yml");
+    let yaml = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("ldap.example.com:389", &slapd.ldap_addr())
+        .replace("/etc/registry-auth/ldap-ca.pem", &slapd.ca_path.display().to_string())
+        .replace("/etc/registry-auth/ldap-password", &password.display().to_string())
+        .replace("ssl/server.pem", "@CERT@")
+        .replace("ssl/server.key", "@KEY@");
+    let app = app_for(&with_keys(&yaml, &keys)).await;
+    assert_eq!(granted(&app, "alice", "alice-pw", "repository:Devs/app:push").await, json!(["push"]));
+    assert_eq!(granted(&app, "alice", "alice-pw", "repository:ops/app:push").await, json!(["push"]));
+    assert_eq!(granted(&app, "carol", "carol-pw", "repository:ops/app:pull,push").await, json!(["pull"]));
+    assert_eq!(granted(&app, "dave", "dave-pw", "repository:ops/app:delete").await, json!(["delete"]));
+}
+
 /// The real binary, registry and skopeo: an LDAP user pushes into its group's namespace
 /// (`${labels:groups}/*` from memberOf) over LDAPS and is refused everywhere else.
 #[test]

@@ -116,8 +116,9 @@ fn tls_config(config: &LdapConfig) -> Result<ClientConfig, String> {
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// `insecure_tls_skip_verify: true`: any certificate is accepted, as docker_auth does.
-/// Handshake signatures are still checked, so the session keys are the server's.
+/// `insecure_tls_skip_verify: true`: any certificate is accepted, as docker_auth does. The
+/// handshake signature is still checked against the presented certificate (rustls needs a
+/// valid handshake), which proves nothing about who the server is.
 #[derive(Debug)]
 struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
 

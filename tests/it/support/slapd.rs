@@ -7,6 +7,7 @@
 //! - `uid=alice`: member of `cn=Devs` and `cn=ops`, `mail: Alice@Example.com`, `description: team`
 //! - `uid=bob`: member of `cn=Devs`, `description: team`
 //! - `uid=carol`: no group
+//! - `uid=dave`: member of `cn=registry-admins`
 //! - `cn=reader`: the service account, password [`READER_PASSWORD`]
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -190,6 +191,7 @@ fn directory_ldif() -> String {
         person("alice", "Alice", "mail: Alice@Example.com\ndescription: team\n"),
         person("bob", "Bob", "description: team\n"),
         person("carol", "Carol", ""),
+        person("dave", "Dave", ""),
     ];
     format!(
         "dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
@@ -200,7 +202,9 @@ fn directory_ldif() -> String {
          {}\
          dn: cn=Devs,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: Devs\n\
          member: uid=alice,ou=people,{BASE}\nmember: uid=bob,ou=people,{BASE}\n\n\
-         dn: cn=ops,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: ops\nmember: uid=alice,ou=people,{BASE}\n",
+         dn: cn=ops,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: ops\nmember: uid=alice,ou=people,{BASE}\n\n\
+         dn: cn=registry-admins,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: registry-admins\n\
+         member: uid=dave,ou=people,{BASE}\n",
         people.join("\n"),
     )
 }
