@@ -107,7 +107,7 @@ fn authn_chain(config: &Config, diags: &mut Diagnostics) -> Option<AuthnChain> {
             Err(e) => {
                 diags
                     .error("ldap_auth", ldap.line, e)
-                    .hint("fix the filter syntax, e.g. (&(uid=${account})(objectClass=person))");
+                    .hint("filters look like (&(uid=${account})(objectClass=person)); ca_certificate must hold PEM certificates");
                 return None;
             }
         }

@@ -106,11 +106,7 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<LdapConfi
     let connect_timeout = read_duration(&mut s, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, diags);
     let operation_timeout = read_duration(&mut s, "operation_timeout", DEFAULT_OPERATION_TIMEOUT, diags);
     let pool_size = read_pool_size(&mut s, diags);
-    if initial_bind_as_user && !bind_dn.as_deref().is_some_and(|dn| dn.contains("${account}")) {
-        diags
-            .error("ldap_auth.bind_dn", s.line, "initial_bind_as_user needs a bind_dn with ${account}")
-            .hint("e.g. bind_dn: \"uid=${account},ou=people,dc=example,dc=com\"");
-    }
+    check_initial_bind(initial_bind_as_user, bind_dn.as_deref(), s.line, diags);
     s.warn_unknown(KEYS, diags);
     if diags.errors.len() > errors_before {
         return None;
@@ -132,6 +128,15 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<LdapConfi
         operation_timeout,
         pool_size,
     })
+}
+
+/// Without `${account}` every user would bind as the same DN: surely a mistake.
+fn check_initial_bind(initial_bind_as_user: bool, bind_dn: Option<&str>, line: usize, diags: &mut Diagnostics) {
+    if initial_bind_as_user && !bind_dn.is_some_and(|dn| dn.contains("${account}")) {
+        diags
+            .error("ldap_auth.bind_dn", line, "initial_bind_as_user needs a bind_dn with ${account}")
+            .hint("e.g. bind_dn: \"uid=${account},ou=people,dc=example,dc=com\"");
+    }
 }
 
 fn required(s: &mut Section<'_>, key: &str, hint: &str, diags: &mut Diagnostics) -> Option<String> {
@@ -326,6 +331,9 @@ mod tests {
         assert!(config.is_none());
         let paths: Vec<&str> = diags.errors.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, ["ldap_auth.addr", "ldap_auth.filter"]);
+        let (config, diags) = load(&format!("{BASE}  initial_bind_as_user: true\n  bind_dn: cn=fixed\n"));
+        assert!(config.is_none());
+        assert_eq!(diags.errors[0].path, "ldap_auth.bind_dn");
     }
 
     #[test]
