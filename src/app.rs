@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::authn::ldap::LdapAuth;
 use crate::authn::static_users::StaticUsers;
 use crate::authn::{Authenticator, AuthnChain};
 use crate::authz::{Authorizer, AuthzChain};
@@ -91,10 +92,22 @@ fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Dia
 fn authn_chain(config: &Config, diags: &mut Diagnostics) -> Option<AuthnChain> {
     let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
     if let Some(users) = &config.users {
-        match StaticUsers::new(users.iter(), true) {
+        // The decoy check for unknown accounts belongs to the last backend only.
+        match StaticUsers::new(users.iter(), config.ldap.is_none()) {
             Ok(static_users) => backends.push(Arc::new(static_users)),
             Err(e) => {
                 diags.error("users", 0, e.to_string());
+                return None;
+            }
+        }
+    }
+    if let Some(ldap) = &config.ldap {
+        match LdapAuth::new(ldap) {
+            Ok(auth) => backends.push(Arc::new(auth)),
+            Err(e) => {
+                diags
+                    .error("ldap_auth", ldap.line, e)
+                    .hint("filters look like (&(uid=${account})(objectClass=person)); ca_certificate must hold PEM certificates");
                 return None;
             }
         }

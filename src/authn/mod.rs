@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::request::Labels;
 use crate::secret::Secret;
 
+pub mod ldap;
 pub mod static_users;
 
 /// The answer of one authenticator.

@@ -9,6 +9,7 @@ use crate::authz::acl::Acl;
 
 pub mod acl;
 pub mod diag;
+pub mod ldap;
 pub mod reader;
 pub mod server;
 pub mod token;
@@ -17,6 +18,7 @@ pub mod yaml;
 
 pub use acl::AclSource;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
+pub use ldap::LdapConfig;
 pub use server::{Net, ServerConfig, TlsVersion};
 pub use token::TokenConfig;
 pub use users::UserEntry;
@@ -30,6 +32,8 @@ pub struct Config {
     pub token: TokenConfig,
     /// `None` when the section is absent ("not configured").
     pub users: Option<BTreeMap<String, UserEntry>>,
+    /// `ldap_auth:`, `None` when absent.
+    pub ldap: Option<LdapConfig>,
     pub acl: Option<AclSource>,
     /// The same ACL, compiled once at load.
     pub compiled_acl: Option<Arc<Acl>>,
@@ -37,7 +41,7 @@ pub struct Config {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Authentication sections in docker_auth's chain order; only `users` is implemented.
+/// Authentication sections in docker_auth's chain order; `users` and `ldap_auth` are implemented.
 const AUTHN_SECTIONS: &[&str] = &[
     "users",
     "ext_auth",
@@ -58,7 +62,6 @@ const NOT_YET: &[&str] = &[
     "github_auth",
     "oidc_auth",
     "gitlab_auth",
-    "ldap_auth",
     "mongo_auth",
     "xorm_auth",
     "plugin_authn",
@@ -107,6 +110,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
             .hint("add a users: section (users: {} denies everyone)");
     });
     reject_not_yet_supported(&mut top, &mut diags);
+    let ldap = ldap::read(&mut top, &mut diags);
     let acl = acl::read(&mut top, &mut diags);
     check_sections_present(&top, AUTHZ_SECTIONS, &mut diags, |d| {
         d.error(
@@ -120,7 +124,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
-            Ok(Config { server, token, users, acl, compiled_acl, warnings: diags.warnings })
+            Ok(Config { server, token, users, ldap, acl, compiled_acl, warnings: diags.warnings })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
@@ -149,9 +153,9 @@ fn check_sections_present(
 fn reject_not_yet_supported(top: &mut Section<'_>, diags: &mut Diagnostics) {
     for section in NOT_YET {
         if let Some(node) = top.node(section) {
-            diags
-                .error(*section, node.line, format!("{section} is not supported yet by registry-auth"))
-                .hint(format!("remove the {section} section or keep docker_auth for it; supported now: users, acl"));
+            diags.error(*section, node.line, format!("{section} is not supported yet by registry-auth")).hint(format!(
+                "remove the {section} section or keep docker_auth for it; supported now: users, ldap_auth, acl"
+            ));
         }
     }
 }

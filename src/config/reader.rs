@@ -175,6 +175,28 @@ pub fn parse_go_int(text: &str) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// A Go duration string (`"10s"`, `"1m30s"`, `"250ms"`). Unlike Go, a bare integer is not
+/// read as nanoseconds: for a timeout that is always a mistake.
+pub fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
+    const UNITS: &[(&str, f64)] =
+        &[("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)];
+    let mut rest = text.trim();
+    let mut total = 0.0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let value: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = UNITS.iter().find(|(name, _)| *name == &rest[..unit_len])?.1;
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
+}
+
 pub fn to_string_list(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Vec<String>> {
     let NodeKind::Seq(items) = &node.kind else {
         type_error(node, path, "a list", diags);
@@ -210,6 +232,19 @@ mod tests {
         assert_eq!(parse_go_int("15m"), None);
         assert_eq!(parse_go_int("9.5"), None);
         assert_eq!(parse_go_int(""), None);
+    }
+
+    #[test]
+    fn go_durations() {
+        use std::time::Duration;
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("5 s"), None);
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("s"), None);
     }
 
     #[test]

@@ -32,12 +32,76 @@ fn simple_and_non_tls_examples_load_and_build_unchanged() {
 }
 
 #[test]
+fn ldap_example_loads_and_builds_with_paths_adapted() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let config = config::load_str(&compat("ldap_auth.yml", &keys), "ldap_auth.yml").unwrap_or_else(|e| panic!("{e}"));
+    let ldap = config.ldap.as_ref().unwrap();
+    assert_eq!(ldap.addr, "ldap.example.com:636");
+    assert_eq!(ldap.tls, config::ldap::LdapTls::Always);
+    assert!(ldap.initial_bind_as_user);
+    // The duplicate bind_dn key: the last value wins, as with yaml.v2.
+    assert_eq!(ldap.bind_dn.as_deref(), Some("cn=${account},cn=users,dc=example,dc=com"));
+    assert_eq!(ldap.filter, "(&(uid=${account})(objectClass=person))");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // Building makes no connection: the directory is only contacted at the first login.
+    let built = app::build(&config).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(built.state.service.authn.len(), 1);
+}
+
+#[test]
+fn active_directory_example_loads_and_builds_with_paths_adapted() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, password) = (dir.path().join("ca.pem"), dir.path().join("pw"));
+    std::fs::write(&ca, keys.cert_pem()).unwrap();
+    std::fs::write(&password, "secret\n").unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/ldap_ad.yml");
+    let yaml = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("/etc/registry-auth/corp-ca.pem", &ca.display().to_string())
+        .replace("/etc/registry-auth/ldap-password", &password.display().to_string())
+        .replace("ssl/server.pem", "@CERT@")
+        .replace("ssl/server.key", "@KEY@");
+    let config = config::load_str(&with_keys(&yaml, &keys), "ldap_ad.yml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let ldap = config.ldap.as_ref().unwrap();
+    assert_eq!(ldap.tls, config::ldap::LdapTls::Always);
+    assert_eq!(ldap.bind_password.as_ref().map(|p| p.expose()), Some("secret"));
+    assert_eq!(ldap.labels[0].attribute, "memberOf");
+    app::build(&config).unwrap_or_else(|e| panic!("{e:?}"));
+}
+
+#[test]
+fn ldap_config_mistakes_name_path_and_line() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let yaml = with_keys(
+        "server: {addr: ':5001'}\ntoken: {issuer: i, expiration: 900, certificate: '@CERT@', key: '@KEY@'}\n\
+         ldap_auth:\n  addr: h:389\n  tls: ssl\n  ca_certificate: /nonexistent/ca.pem\n  filter: (uid=${account})\n\
+         acl: []\n",
+        &keys,
+    );
+    let errors = errors(&yaml);
+    assert!(
+        errors[0].starts_with(
+            "ldap_auth.tls must be \"\", none, starttls or always, found \"ssl\" (at ldap_auth.tls, line 5)"
+        ),
+        "{errors:?}"
+    );
+    assert!(errors[1].starts_with("Error loading CA File: /nonexistent/ca.pem"), "{errors:?}");
+    assert!(errors[1].contains("(at ldap_auth.ca_certificate, line 6)"), "{errors:?}");
+    let bad_filter = with_keys(
+        "server: {addr: ':5001'}\ntoken: {issuer: i, expiration: 900, certificate: '@CERT@', key: '@KEY@'}\n\
+         ldap_auth: {addr: 'h:389', filter: '(uid=${account}'}\nacl: []\n",
+        &keys,
+    );
+    let config = config::load_str(&bad_filter, "t.yml").unwrap();
+    let problems = app::build(&config).err().unwrap();
+    assert!(problems[0].message.contains("ldap_auth.filter is not a valid LDAP filter"), "{problems:?}");
+}
+
+#[test]
 fn examples_with_unsupported_sections_fail_naming_only_those_sections() {
     let keys = Keys::new(KeyKind::EcP256);
-    let ldap = errors(&compat("ldap_auth.yml", &keys));
-    assert_eq!(ldap.len(), 1, "{ldap:?}");
-    assert!(ldap[0].starts_with("ldap_auth is not supported yet by registry-auth (at ldap_auth, line 11)"), "{ldap:?}");
-
     let reference = errors(&compat("reference.yml", &keys));
     let expected = [
         "server.letsencrypt",
@@ -45,7 +109,6 @@ fn examples_with_unsupported_sections_fail_naming_only_those_sections() {
         "github_auth",
         "oidc_auth",
         "gitlab_auth",
-        "ldap_auth",
         "mongo_auth",
         "xorm_auth",
         "ext_auth",

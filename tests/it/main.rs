@@ -1,5 +1,6 @@
 //! The one integration-test binary: in-process HTTP contract tests, config loading, the
-//! CLI on the real binary, and end-to-end runs against the real registry and skopeo.
+//! CLI on the real binary, LDAP against a real slapd, and end-to-end runs against the real
+//! registry and skopeo.
 mod auth_server;
 mod cli;
 mod common;
@@ -7,5 +8,6 @@ mod config_load;
 mod e2e;
 mod fuzz;
 mod http_contract;
+mod ldap;
 mod support;
 mod token_keys;

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod process;
 pub mod registry;
 pub mod skopeo;
+pub mod slapd;
 
 use tempfile::TempDir;
 
