@@ -3,6 +3,7 @@
 //! passwords for the bench configs. Used by `bench/run.sh`; not part of the product.
 //!
 //! crypto_bound hash COST PASSWORD            → prints a bcrypt hash
+//! crypto_bound users COST N                  → YAML `users:` entries user0..N-1 / pw0..N-1
 //! crypto_bound bcrypt COST                   → microseconds per verification
 //! crypto_bound sign CERT KEY                 → microseconds per signed token
 use std::path::Path;
@@ -32,9 +33,19 @@ fn main() -> ExitCode {
             Ok(Ok(hash)) => println!("{hash}"),
             _ => return usage(),
         },
+        ["users", cost, count] => {
+            let (Ok(cost), Ok(count)) = (cost.parse::<u32>(), count.parse::<usize>()) else { return usage() };
+            for i in 0..count {
+                let Ok(hash) = bcrypt::hash(format!("pw{i}"), cost) else { return usage() };
+                println!("  \"user{i}\":\n    password: \"{hash}\"");
+            }
+        }
         ["bcrypt", cost] => {
             let Ok(Ok(hash)) = cost.parse().map(|c| bcrypt::hash("bench-password", c)) else { return usage() };
-            println!("{:.1}", per_call_micros(budget, || assert!(bcrypt::verify("bench-password", &hash).unwrap_or(false))));
+            println!(
+                "{:.1}",
+                per_call_micros(budget, || assert!(bcrypt::verify("bench-password", &hash).unwrap_or(false)))
+            );
         }
         ["sign", cert, key] => {
             let key = match SigningKey::load(Path::new(cert), Path::new(key)) {
@@ -47,8 +58,12 @@ fn main() -> ExitCode {
             let options =
                 TokenOptions { issuer: "bench".into(), expiration_secs: 900, kid_mode: KidMode::Libtrust, x5c: false };
             let issuer = TokenIssuer::new(options, key);
-            let access =
-                [AccessEntry { resource_type: "repository".into(), class: None, name: "library/alpine".into(), actions: vec!["pull".into()] }];
+            let access = [AccessEntry {
+                resource_type: "repository".into(),
+                class: None,
+                name: "library/alpine".into(),
+                actions: vec!["pull".into()],
+            }];
             println!("{:.1}", per_call_micros(budget, || assert!(issuer.issue("", "registry", &access).is_ok())));
         }
         _ => return usage(),
@@ -57,6 +72,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: crypto_bound hash COST PASSWORD | bcrypt COST | sign CERT KEY");
+    eprintln!("usage: crypto_bound hash COST PASSWORD | users COST N | bcrypt COST | sign CERT KEY");
     ExitCode::from(2)
 }

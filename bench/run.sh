@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Token-server benchmark: builds the release binary, starts it on 127.0.0.1 with generated
+# keys and configs, drives it with wrk, and prints one table row per scenario next to the
+# two bounds measured in the same run (crypto: bcrypt + signature cost x cores; HTTP floor:
+# the same server and wrk settings on the trivial index route).
+#
+#   bench/run.sh                 # all scenarios, 8 s each
+#   DURATION=20 bench/run.sh     # longer runs
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DURATION=${DURATION:-8}
+CONNECTIONS=${CONNECTIONS:-16}
+THREADS=${THREADS:-2}
+CORES=$(nproc)
+
+command -v wrk >/dev/null || scripts/install-deps.sh
+cargo build --release --quiet --bin registry-auth --example crypto_bound
+BIN=target/release/registry-auth
+TOOL=target/release/examples/crypto_bound
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Keys: RSA-2048 and EC P-256 self-signed pairs.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/rsa.key" -out "$work/rsa.pem" -days 30 -subj /CN=bench 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ec.key" -out "$work/ec.pem" -days 30 -subj /CN=bench 2>/dev/null
+
+# Users: one at cost 5, one at cost 10, and 2000 distinct cost-5 users for S7.
+hash5=$($TOOL hash 5 benchpw)
+hash10=$($TOOL hash 10 benchpw)
+$TOOL users 5 2000 > "$work/many_users.yml"
+
+acl_entries() { # $1 = number of entries; the last one is the one that matches
+  local n=$1 i
+  for ((i = 0; i < n - 1; i++)); do
+    case $((i % 4)) in
+      0) printf '  - match: {account: "team%d-*", name: "team%d/*"}\n    actions: ["pull", "push"]\n' "$i" "$i" ;;
+      1) printf '  - match: {account: "/^svc-%d-[a-z]+$/", name: "/^svc%d/.+/"}\n    actions: ["pull"]\n' "$i" "$i" ;;
+      2) printf '  - match: {account: "${account}", name: "ns%d/${account}/*"}\n    actions: ["*"]\n' "$i" ;;
+      3) printf '  - match: {ip: "10.%d.0.0/16", name: "lab%d/*"}\n    actions: ["pull"]\n' "$((i % 250))" "$i" ;;
+    esac
+  done
+  printf '  - match: {type: "repository"}\n    actions: ["pull", "push"]\n    comment: "the match"\n'
+}
+
+write_config() { # $1 key kind (rsa|ec), $2 acl entry count, $3 users file (optional)
+  local port=$4
+  {
+    printf 'server:\n  addr: "127.0.0.1:%s"\ntoken:\n  issuer: "bench"\n  expiration: 900\n' "$port"
+    printf '  certificate: "%s/%s.pem"\n  key: "%s/%s.key"\n' "$work" "$1" "$work" "$1"
+    printf 'users:\n  "": {}\n  "user5":\n    password: "%s"\n  "user10":\n    password: "%s"\n' "$hash5" "$hash10"
+    [ -n "$3" ] && cat "$3"
+    printf 'acl:\n'
+    acl_entries "$2"
+  } > "$work/config.yml"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_server() {
+  "$BIN" serve "$work/config.yml" 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 200); do
+    curl -s -o /dev/null "http://$ADDR/" && return 0
+    sleep 0.05
+  done
+  cat "$work/server.log" >&2
+  exit 1
+}
+
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$server_pid/status"; }
+
+# wrk Lua: a fixed header, or a different user per request.
+lua_header() { printf 'wrk.headers["Authorization"] = "Basic %s"\n' "$(printf '%s' "$1" | base64 -w0)" > "$work/req.lua"; }
+lua_many_users() {
+  {
+    printf 'local auth = {\n'
+    for i in $(seq 0 1999); do printf '"Basic %s",\n' "$(printf 'user%d:pw%d' "$i" "$i" | base64 -w0)"; done
+    printf '}\nlocal n = 0\nrequest = function()\n  n = n + 1\n'
+    printf '  wrk.headers["Authorization"] = auth[(n %% #auth) + 1]\n  return wrk.format(nil)\nend\n'
+  } > "$work/req.lua"
+}
+
+# run_wrk PATH → sets RPS P50 P99 NON2XX CPU_US
+run_wrk() {
+  local ticks0 ticks1 hz out requests
+  hz=$(getconf CLK_TCK)
+  ticks0=$(cpu_ticks)
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/req.lua" "http://$ADDR$1")
+  ticks1=$(cpu_ticks)
+  RPS=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  P50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  P99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  NON2XX=$(awk '/Non-2xx or 3xx responses/ {print $5}' <<<"$out")
+  NON2XX=${NON2XX:-0}
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  CPU_US=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v r="$requests" 'BEGIN {printf "%.0f", t / hz * 1e6 / r}')
+}
+
+declare -A SIGN_US BCRYPT_US
+for kind in rsa ec; do SIGN_US[$kind]=$($TOOL sign "$work/$kind.pem" "$work/$kind.key"); done
+for cost in 5 10; do BCRYPT_US[$cost]=$($TOOL bcrypt "$cost"); done
+
+printf '\nregistry-auth %s, %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores)\n' \
+  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION"
+printf 'single-core cost: sign RSA-2048 %s us, sign EC P-256 %s us, bcrypt cost 5 %s us, cost 10 %s us\n\n' \
+  "${SIGN_US[rsa]}" "${SIGN_US[ec]}" "${BCRYPT_US[5]}" "${BCRYPT_US[10]}"
+printf '%-34s %9s %8s %8s %6s %8s %9s %9s %9s %7s %7s\n' scenario tokens/s p50 p99 non2xx cpu_us/req crypto_bd http_floor fraction idle_MB peak_MB
+SCENARIO_URL='/auth?service=registry&scope=repository:bench/app:pull,push'
+
+scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcrypt_cost
+  local name=$1 kind=$2 entries=$3 users=$4 auth=$5 cost=$6 port idle peak floor bound lower
+  port=$(free_port); ADDR="127.0.0.1:$port"
+  write_config "$kind" "$entries" "$users" "$port"
+  start_server
+  idle=$(rss_kb VmRSS)
+  printf '' > "$work/req.lua"
+  run_wrk /
+  floor=$RPS
+  case $auth in
+    anon) printf '' > "$work/req.lua" ;;
+    user5) lua_header user5:benchpw ;;
+    user10) lua_header user10:benchpw ;;
+    many) lua_many_users ;;
+  esac
+  run_wrk "$SCENARIO_URL"
+  peak=$(rss_kb VmHWM)
+  stop_server
+  local per_token=${SIGN_US[$kind]}
+  [ "$cost" != 0 ] && per_token=$(awk -v a="$per_token" -v b="${BCRYPT_US[$cost]}" 'BEGIN {print a + b}')
+  bound=$(awk -v c="$CORES" -v us="$per_token" 'BEGIN {printf "%.0f", c * 1e6 / us}')
+  lower=$(awk -v a="$bound" -v b="$floor" 'BEGIN {print (a < b ? a : b)}')
+  printf '%-34s %9.0f %8s %8s %6s %8s %9s %9.0f %8.0f%% %7.1f %7.1f\n' "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$CPU_US" \
+    "$bound" "$floor" "$(awk -v r="$RPS" -v l="$lower" 'BEGIN {print 100 * r / l}')" \
+    "$(awk -v k="$idle" 'BEGIN {print k / 1024}')" "$(awk -v k="$peak" 'BEGIN {print k / 1024}')"
+}
+
+scenario "S1 anonymous, RSA-2048" rsa 10 "" anon 0
+scenario "S4 anonymous, EC P-256" ec 10 "" anon 0
+scenario "S2 user bcrypt 5, RSA-2048" rsa 10 "" user5 5
+scenario "S5 user bcrypt 5, EC P-256" ec 10 "" user5 5
+scenario "S3 user bcrypt 10, RSA-2048" rsa 10 "" user10 10
+scenario "S6 anonymous, 1000-entry ACL, EC" ec 1000 "" anon 0
+scenario "S6 baseline: 10-entry ACL, EC" ec 10 "" anon 0
+scenario "S7 2000 distinct users, bcrypt 5, EC" ec 10 "$work/many_users.yml" many 5
