@@ -68,6 +68,20 @@ impl<'a> Section<'a> {
         to_int(node, &self.child_path(key), diags)
     }
 
+    /// A Go duration (`"10s"`, `"1m30s"`; a bare integer is nanoseconds), in nanoseconds.
+    pub fn duration_nanos(&mut self, key: &str, diags: &mut Diagnostics) -> Option<i128> {
+        let node = self.node(key)?;
+        let path = self.child_path(key);
+        let text = to_string(node, &path, diags)?;
+        let parsed = parse_go_duration(&text);
+        if parsed.is_none() {
+            diags
+                .error(&path, node.line, format!("{path} must be a duration, found {text:?}"))
+                .hint("write a Go duration such as \"10s\", \"1m\" or \"1h30m\"");
+        }
+        parsed
+    }
+
     pub fn string_list(&mut self, key: &str, diags: &mut Diagnostics) -> Option<Vec<String>> {
         let node = self.node(key)?;
         to_string_list(node, &self.child_path(key), diags)
@@ -175,6 +189,43 @@ pub fn parse_go_int(text: &str) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// Go's `time.ParseDuration`, plus yaml.v2's bare integer (nanoseconds). Returns nanoseconds.
+pub fn parse_go_duration(text: &str) -> Option<i128> {
+    if let Some(nanos) = parse_go_int(text) {
+        return Some(i128::from(nanos));
+    }
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        total += number * unit_nanos(&rest[..unit_len])?;
+        rest = &rest[unit_len..];
+    }
+    let nanos = total.round() as i128;
+    Some(if negative { -nanos } else { nanos })
+}
+
+fn unit_nanos(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ns" => 1.0,
+        "us" | "µs" | "μs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        _ => return None,
+    })
+}
+
 pub fn to_string_list(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Vec<String>> {
     let NodeKind::Seq(items) = &node.kind else {
         type_error(node, path, "a list", diags);
@@ -210,6 +261,21 @@ mod tests {
         assert_eq!(parse_go_int("15m"), None);
         assert_eq!(parse_go_int("9.5"), None);
         assert_eq!(parse_go_int(""), None);
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(10_000_000_000));
+        assert_eq!(parse_go_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_go_duration("1.5h"), Some(5_400_000_000_000));
+        assert_eq!(parse_go_duration("250ms"), Some(250_000_000));
+        assert_eq!(parse_go_duration("-1m"), Some(-60_000_000_000));
+        assert_eq!(parse_go_duration("1000"), Some(1000));
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("10"), Some(10));
+        assert_eq!(parse_go_duration("10x"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration(""), None);
     }
 
     #[test]

@@ -5,5 +5,7 @@ mod cli;
 mod common;
 mod config_load;
 mod e2e;
+mod ext;
 mod http_contract;
+mod mongo;
 mod support;
