@@ -3,12 +3,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::authn::ext::ExtAuth;
 use crate::authn::ldap::LdapAuth;
+use crate::authn::mongo::MongoAuth;
 use crate::authn::static_users::StaticUsers;
 use crate::authn::{Authenticator, AuthnChain};
+use crate::authz::ext::ExtAuthz;
+use crate::authz::mongo_acl::AclMongo;
 use crate::authz::{Authorizer, AuthzChain};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::http::{AppState, RealIp, Routes};
+use crate::mongo::Clients;
 use crate::service::AuthService;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 
@@ -27,18 +32,21 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         _ => None,
     };
     let key = signing_key(config, &mut diags);
-    let authn = authn_chain(config, &mut diags);
+    let mut clients = Clients::default();
+    let authn = authn_chain(config, &mut clients, &mut diags);
+    // The Mongo ACL is loaded only once the cheap checks passed.
+    let authz = if diags.has_errors() { None } else { authz_chain(config, &mut clients, &mut diags) };
     if diags.has_errors() {
         return Err(diags.errors);
     }
-    let (Some(key), Some(authn)) = (key, authn) else { return Err(diags.errors) };
+    let (Some(key), Some(authn), Some(authz)) = (key, authn, authz) else { return Err(diags.errors) };
     let options = TokenOptions {
         issuer: config.token.issuer.clone(),
         expiration_secs: config.token.expiration,
         kid_mode: if config.token.disable_legacy_key_id { KidMode::Thumbprint } else { KidMode::Libtrust },
         x5c: config.token.x5c,
     };
-    let service = AuthService { authn, authz: authz_chain(config), issuer: TokenIssuer::new(options, key) };
+    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key) };
     let state = AppState {
         service,
         routes: Routes::new(&config.server.path_prefix),
@@ -89,17 +97,22 @@ fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Dia
 }
 
 /// docker_auth's order: users, ext_auth, google, github, oidc, gitlab, ldap, mongo, xorm, plugin.
-fn authn_chain(config: &Config, diags: &mut Diagnostics) -> Option<AuthnChain> {
+fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) -> Option<AuthnChain> {
     let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
+    let b = &config.backends;
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
-        match StaticUsers::new(users.iter(), config.ldap.is_none()) {
+        let last_in_chain = b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none();
+        match StaticUsers::new(users.iter(), last_in_chain) {
             Ok(static_users) => backends.push(Arc::new(static_users)),
             Err(e) => {
                 diags.error("users", 0, e.to_string());
                 return None;
             }
         }
+    }
+    if let Some(ext) = &b.ext_auth {
+        backends.push(Arc::new(ExtAuth::new(ext)));
     }
     if let Some(ldap) = &config.ldap {
         match LdapAuth::new(ldap) {
@@ -112,14 +125,37 @@ fn authn_chain(config: &Config, diags: &mut Diagnostics) -> Option<AuthnChain> {
             }
         }
     }
+    if let Some(mongo) = &b.mongo_auth {
+        match clients.get(&mongo.dial) {
+            Ok(client) => backends.push(Arc::new(MongoAuth::new(&client, mongo))),
+            Err(e) => {
+                diags.error("mongo_auth.dial_info", 0, e).hint("check addrs (host:port) and the credentials");
+                return None;
+            }
+        }
+    }
     Some(AuthnChain::new(backends))
 }
 
 /// docker_auth's order: acl, acl_mongo, acl_xorm, ext_authz, plugin_authz, casbin_authz.
-fn authz_chain(config: &Config) -> AuthzChain {
+fn authz_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) -> Option<AuthzChain> {
     let mut backends: Vec<Arc<dyn Authorizer>> = Vec::new();
     if let Some(acl) = &config.compiled_acl {
         backends.push(acl.clone());
     }
-    AuthzChain::new(backends)
+    if let Some(mongo) = &config.backends.acl_mongo {
+        match clients.get(&mongo.dial).and_then(|client| AclMongo::start(&client, mongo)) {
+            Ok(acl) => backends.push(Arc::new(acl)),
+            Err(e) => {
+                diags
+                    .error("acl_mongo", 0, format!("cannot load the ACL from MongoDB: {e}"))
+                    .hint("check that MongoDB is reachable and every document in the collection is a valid entry");
+                return None;
+            }
+        }
+    }
+    if let Some(ext) = &config.backends.ext_authz {
+        backends.push(Arc::new(ExtAuthz::new(ext)));
+    }
+    Some(AuthzChain::new(backends))
 }

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use crate::request::Labels;
 use crate::secret::Secret;
 
+pub mod ext;
 pub mod ldap;
+pub mod mongo;
 pub mod static_users;
 
 /// The answer of one authenticator.

@@ -52,7 +52,7 @@ impl StaticUsers {
 
 /// Go's bcrypt accepts `$2$` (no minor version); the bcrypt crate wants a minor letter.
 /// The algorithm is the same, so `$2$` is read as `$2a$`.
-fn normalise_prefix(hash: &str) -> String {
+pub(crate) fn normalise_prefix(hash: &str) -> String {
     match hash.strip_prefix("$2$") {
         Some(rest) => format!("$2a${rest}"),
         None => hash.to_string(),
@@ -82,7 +82,7 @@ fn decoy_hash(users: &HashMap<String, StoredUser>) -> Result<Arc<str>, AuthnErro
 }
 
 /// bcrypt off the async executor: it takes milliseconds on purpose.
-async fn verify_blocking(password: &Secret, hash: Arc<str>) -> Result<bool, AuthnError> {
+pub(crate) async fn verify_blocking(password: &Secret, hash: Arc<str>) -> Result<bool, AuthnError> {
     let password = password.clone();
     let result = tokio::task::spawn_blocking(move || {
         // A malformed hash never matches (Go: "hashedSecret too short" and friends).

@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use crate::request::AuthzRequest;
 
 pub mod acl;
+pub mod ext;
+pub mod mongo_acl;
 pub mod pattern;
 
 /// Which rule decided, for the decision log.

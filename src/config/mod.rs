@@ -9,7 +9,9 @@ use crate::authz::acl::Acl;
 
 pub mod acl;
 pub mod diag;
+pub mod ext;
 pub mod ldap;
+pub mod mongo;
 pub mod reader;
 pub mod server;
 pub mod token;
@@ -18,7 +20,9 @@ pub mod yaml;
 
 pub use acl::AclSource;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
+pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
+pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
 pub use token::TokenConfig;
 pub use users::UserEntry;
@@ -37,11 +41,21 @@ pub struct Config {
     pub acl: Option<AclSource>,
     /// The same ACL, compiled once at load.
     pub compiled_acl: Option<Arc<Acl>>,
+    pub backends: Backends,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Authentication sections in docker_auth's chain order; `users` and `ldap_auth` are implemented.
+/// The optional external backends; each `None` when its section is absent.
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    pub ext_auth: Option<ExtConfig>,
+    pub ext_authz: Option<ExtConfig>,
+    pub mongo_auth: Option<MongoAuthConfig>,
+    pub acl_mongo: Option<AclMongoConfig>,
+}
+
+/// Authentication sections in docker_auth's chain order.
 const AUTHN_SECTIONS: &[&str] = &[
     "users",
     "ext_auth",
@@ -57,17 +71,13 @@ const AUTHN_SECTIONS: &[&str] = &[
 /// Authorization sections in chain order; `casbin_authz` does not count (docker_auth quirk).
 const AUTHZ_SECTIONS: &[&str] = &["acl", "acl_mongo", "acl_xorm", "ext_authz", "plugin_authz"];
 const NOT_YET: &[&str] = &[
-    "ext_auth",
     "google_auth",
     "github_auth",
     "oidc_auth",
     "gitlab_auth",
-    "mongo_auth",
     "xorm_auth",
     "plugin_authn",
-    "acl_mongo",
     "acl_xorm",
-    "ext_authz",
     "plugin_authz",
     "casbin_authz",
 ];
@@ -109,6 +119,8 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         d.error("", 0, "no auth methods are configured, this is probably a mistake. Use an empty user map if you really want to deny everyone")
             .hint("add a users: section (users: {} denies everyone)");
     });
+    let ext_auth = ext::read(&mut top, "ext_auth", &mut diags);
+    let mongo_auth = mongo::read_auth(&mut top, &mut diags);
     reject_not_yet_supported(&mut top, &mut diags);
     let ldap = ldap::read(&mut top, &mut diags);
     let acl = acl::read(&mut top, &mut diags);
@@ -121,10 +133,13 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         .hint("add an acl: list (acl: [] denies everything)");
     });
     let compiled_acl = acl.as_ref().and_then(|acl| compile(acl, &mut diags));
+    let acl_mongo = mongo::read_acl(&mut top, &mut diags);
+    let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
-            Ok(Config { server, token, users, ldap, acl, compiled_acl, warnings: diags.warnings })
+            let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo };
+            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, warnings: diags.warnings })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
@@ -154,7 +169,7 @@ fn reject_not_yet_supported(top: &mut Section<'_>, diags: &mut Diagnostics) {
     for section in NOT_YET {
         if let Some(node) = top.node(section) {
             diags.error(*section, node.line, format!("{section} is not supported yet by registry-auth")).hint(format!(
-                "remove the {section} section or keep docker_auth for it; supported now: users, ldap_auth, acl"
+                "remove the {section} section or keep docker_auth for it; supported now: users, ext_auth, ldap_auth, mongo_auth, acl, acl_mongo, ext_authz"
             ));
         }
     }

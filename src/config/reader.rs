@@ -68,6 +68,20 @@ impl<'a> Section<'a> {
         to_int(node, &self.child_path(key), diags)
     }
 
+    /// A Go duration (`"10s"`, `"1m30s"`; a bare integer is nanoseconds), in nanoseconds.
+    pub fn duration_nanos(&mut self, key: &str, diags: &mut Diagnostics) -> Option<i128> {
+        let node = self.node(key)?;
+        let path = self.child_path(key);
+        let text = to_string(node, &path, diags)?;
+        let parsed = parse_go_duration_nanos(&text);
+        if parsed.is_none() {
+            diags
+                .error(&path, node.line, format!("{path} must be a duration, found {text:?}"))
+                .hint("write a Go duration such as \"10s\", \"1m\" or \"1h30m\"");
+        }
+        parsed
+    }
+
     pub fn string_list(&mut self, key: &str, diags: &mut Diagnostics) -> Option<Vec<String>> {
         let node = self.node(key)?;
         to_string_list(node, &self.child_path(key), diags)
@@ -175,26 +189,52 @@ pub fn parse_go_int(text: &str) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
-/// A Go duration string (`"10s"`, `"1m30s"`, `"250ms"`). Unlike Go, a bare integer is not
-/// read as nanoseconds: for a timeout that is always a mistake.
+/// A Go duration string (`"10s"`, `"1m30s"`, `"250ms"`) for our own timeout keys. Unlike
+/// yaml.v2, a bare integer is not read as nanoseconds (for a timeout that is always a
+/// mistake), and negative values are refused.
 pub fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
-    const UNITS: &[(&str, f64)] =
-        &[("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)];
-    let mut rest = text.trim();
-    let mut total = 0.0;
+    if parse_go_int(text).is_some() {
+        return None;
+    }
+    let nanos = u64::try_from(parse_go_duration_nanos(text)?).ok()?;
+    Some(std::time::Duration::from_nanos(nanos))
+}
+
+/// Go's `time.ParseDuration`, plus yaml.v2's bare integer (nanoseconds). Returns nanoseconds.
+pub fn parse_go_duration_nanos(text: &str) -> Option<i128> {
+    if let Some(nanos) = parse_go_int(text) {
+        return Some(i128::from(nanos));
+    }
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
     if rest.is_empty() {
         return None;
     }
+    let mut total = 0f64;
     while !rest.is_empty() {
         let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let value: f64 = rest[..number_len].parse().ok()?;
+        let number: f64 = rest[..number_len].parse().ok()?;
         rest = &rest[number_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = UNITS.iter().find(|(name, _)| *name == &rest[..unit_len])?.1;
-        total += value * scale;
+        total += number * unit_nanos(&rest[..unit_len])?;
         rest = &rest[unit_len..];
     }
-    std::time::Duration::try_from_secs_f64(total).ok()
+    let nanos = total.round() as i128;
+    Some(if negative { -nanos } else { nanos })
+}
+
+fn unit_nanos(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ns" => 1.0,
+        "us" | "µs" | "μs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        _ => return None,
+    })
 }
 
 pub fn to_string_list(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Vec<String>> {
@@ -245,6 +285,22 @@ mod tests {
         assert_eq!(parse_go_duration("5 s"), None);
         assert_eq!(parse_go_duration(""), None);
         assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration("-1m"), None);
+    }
+
+    #[test]
+    fn go_durations_in_nanoseconds_like_yaml_v2() {
+        assert_eq!(parse_go_duration_nanos("10s"), Some(10_000_000_000));
+        assert_eq!(parse_go_duration_nanos("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_go_duration_nanos("1.5h"), Some(5_400_000_000_000));
+        assert_eq!(parse_go_duration_nanos("250ms"), Some(250_000_000));
+        assert_eq!(parse_go_duration_nanos("-1m"), Some(-60_000_000_000));
+        assert_eq!(parse_go_duration_nanos("1000"), Some(1000));
+        assert_eq!(parse_go_duration_nanos("0"), Some(0));
+        assert_eq!(parse_go_duration_nanos("10"), Some(10));
+        assert_eq!(parse_go_duration_nanos("10x"), None);
+        assert_eq!(parse_go_duration_nanos("s"), None);
+        assert_eq!(parse_go_duration_nanos(""), None);
     }
 
     #[test]

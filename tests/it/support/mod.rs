@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod mongo;
 pub mod oci;
 pub mod ports;
 pub mod process;
