@@ -9,6 +9,8 @@ pub mod certgen;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod lint;
+pub mod ops;
 pub mod request;
 pub mod scope;
 pub mod secret;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registry_auth::cli::{self, Cli, Command};
-use registry_auth::{app, certgen, config, http, server, telemetry};
+use registry_auth::{app, certgen, config, http, ops, server, telemetry};
 
 fn main() -> ExitCode {
     let normalized = cli::normalize(std::env::args().collect());
@@ -16,6 +16,9 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve { config } => serve(&config),
+        Command::GenCert(args) => ops::gen_cert::run(&args),
+        Command::HashPassword(args) => ops::hash_password::run(&args),
+        Command::CheckConfig { strict, config } => ops::check_config::run(&config, strict),
     }
 }
 

@@ -6,4 +6,5 @@ mod common;
 mod config_load;
 mod e2e;
 mod http_contract;
+mod ops;
 mod support;
