@@ -13,6 +13,13 @@ pub const DEFAULT_CONFIG: &str = "config/auth_config.yml";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Log level of registry-auth's own events (error, warn, info, debug, trace);
+    /// overrides -v=N; RUST_LOG overrides both.
+    #[arg(long, global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod lint;
+pub mod metrics;
 pub mod ops;
 pub mod request;
 pub mod scope;

@@ -10,7 +10,8 @@ use registry_auth::{app, certgen, config, http, ops, server, telemetry};
 fn main() -> ExitCode {
     let normalized = cli::normalize(std::env::args().collect());
     let cli = Cli::parse_from(normalized.args);
-    telemetry::init(telemetry::level_for_verbosity(normalized.verbosity.unwrap_or(0)));
+    let level = cli.log_level.as_deref().unwrap_or(telemetry::level_for_verbosity(normalized.verbosity.unwrap_or(0)));
+    telemetry::init(level, cli.log_format);
     for note in &normalized.notes {
         tracing::warn!("{note}");
     }

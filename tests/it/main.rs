@@ -6,5 +6,6 @@ mod common;
 mod config_load;
 mod e2e;
 mod http_contract;
+mod observability;
 mod ops;
 mod support;
