@@ -12,6 +12,7 @@ pub mod http;
 pub mod lint;
 pub mod metrics;
 pub mod ops;
+pub mod reload;
 pub mod request;
 pub mod scope;
 pub mod secret;

@@ -8,4 +8,5 @@ mod e2e;
 mod http_contract;
 mod observability;
 mod ops;
+mod reload;
 mod support;
