@@ -41,6 +41,35 @@ pub enum Command {
         strict: bool,
         config: PathBuf,
     },
+    /// Show what the server would decide for an account and scopes, and why; or decode
+    /// and verify a token.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The account to explain (use "" for anonymous).
+    #[arg(long, required_unless_present = "token")]
+    pub account: Option<String>,
+    /// Run authentication with this password (otherwise it is skipped).
+    #[arg(long, conflicts_with = "labels")]
+    pub password: Option<String>,
+    /// Labels to assume instead of authenticating: key=value,key=value2.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// The client address the ACL's ip conditions see.
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+    /// The service clients ask tokens for (REGISTRY_AUTH_TOKEN_SERVICE).
+    #[arg(long, default_value = "Docker registry")]
+    pub service: String,
+    /// Decode and verify this token instead.
+    #[arg(long, conflicts_with_all = ["account", "password", "labels"])]
+    pub token: Option<String>,
+    /// Scopes such as repository:team/app:pull,push.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,7 +133,7 @@ pub struct HashPasswordArgs {
     pub format: HashFormat,
 }
 
-const SUBCOMMANDS: &[&str] = &["serve", "gen-cert", "hash-password", "check-config", "help"];
+const SUBCOMMANDS: &[&str] = &["serve", "gen-cert", "hash-password", "check-config", "explain", "help"];
 /// glog flags that take a value.
 const GLOG_VALUE_FLAGS: &[&str] = &["v", "stderrthreshold", "log_dir", "vmodule", "log_backtrace_at", "logbufsecs"];
 const GLOG_BOOL_FLAGS: &[&str] = &["logtostderr", "alsologtostderr"];

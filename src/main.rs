@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::GenCert(args) => ops::gen_cert::run(&args),
         Command::HashPassword(args) => ops::hash_password::run(&args),
         Command::CheckConfig { strict, config } => ops::check_config::run(&config, strict),
+        Command::Explain(args) => ops::explain::run(&args),
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod config_load;
 mod e2e;
+mod explain;
 mod http_contract;
 mod observability;
 mod ops;
