@@ -4,6 +4,7 @@ mod auth_server;
 mod cli;
 mod common;
 mod config_load;
+mod deploy;
 mod e2e;
 mod explain;
 mod http_contract;
