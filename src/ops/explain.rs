@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use crate::authn::AuthnOutcome;
 use crate::authz::acl::MatchSpec;
+use crate::authz::ScopeDecision;
 use crate::cli::ExplainArgs;
 use crate::config::Config;
 use crate::request::{AuthzRequest, Labels, Scope};
@@ -73,26 +74,31 @@ async fn explain(
         };
         let decision = service.authz.authorize(&req).await.map_err(|e| e.to_string())?;
         let _ = writeln!(out, "\nscope {}:{}:{}", scope.resource_type, scope.name, scope.actions.join(","));
-        match &decision.decided_by {
-            Some((_, backend, Some(rule))) => {
-                let comment = rule.comment.as_deref().map(|c| format!(" ({c:?})")).unwrap_or_default();
-                let _ = writeln!(out, "  decided by: {backend}[{}]{comment}", rule.index);
-                if let Some(spec) = config.acl.as_ref().and_then(|a| a.entries.get(rule.index)) {
-                    let _ = writeln!(out, "  match: {}", describe(&spec.matcher, &req));
-                    let _ = writeln!(out, "  entry allows: [{}]", spec.actions.join(", "));
-                }
-            }
-            Some((_, backend, None)) => {
-                let _ = writeln!(out, "  decided by: {backend}");
-            }
-            None => {
-                let _ = writeln!(out, "  no ACL entry matched: denied by default");
-            }
-        }
-        let granted = if decision.actions.is_empty() { "nothing".to_string() } else { decision.actions.join(",") };
-        let _ = writeln!(out, "  granted: {granted}");
+        describe_decision(&mut out, &decision, &req, config);
     }
     Ok(out)
+}
+
+/// Which authorizer and entry decided, the entry's conditions and actions, and the grant.
+fn describe_decision(out: &mut String, decision: &ScopeDecision, req: &AuthzRequest<'_>, config: &Config) {
+    match &decision.decided_by {
+        Some((_, backend, Some(rule))) => {
+            let comment = rule.comment.as_deref().map(|c| format!(" ({c:?})")).unwrap_or_default();
+            let _ = writeln!(out, "  decided by: {backend}[{}]{comment}", rule.index);
+            if let Some(spec) = config.acl.as_ref().and_then(|a| a.entries.get(rule.index)) {
+                let _ = writeln!(out, "  match: {}", describe(&spec.matcher, req));
+                let _ = writeln!(out, "  entry allows: [{}]", spec.actions.join(", "));
+            }
+        }
+        Some((_, backend, None)) => {
+            let _ = writeln!(out, "  decided by: {backend}");
+        }
+        None => {
+            let _ = writeln!(out, "  no ACL entry matched: denied by default");
+        }
+    }
+    let granted = if decision.actions.is_empty() { "nothing".to_string() } else { decision.actions.join(",") };
+    let _ = writeln!(out, "  granted: {granted}");
 }
 
 /// Runs the authn chain with `--password`, or takes `--labels` as given. `None` = denied.
