@@ -1,35 +1,102 @@
-//! Self-signed certificate and key generation (rcgen), so a first run just works.
+//! Self-signed certificate and key generation (rcgen): `gen-cert`, and the first run of the
+//! default config. rcgen's ring backend cannot generate RSA keys, so RSA keys come from
+//! the `rsa` crate and are handed to rcgen as PKCS#8.
 use std::path::Path;
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+use rsa::pkcs8::EncodePrivateKey as _;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertGenError {
     #[error("cannot generate the certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("cannot generate the RSA key: {0}")]
+    Rsa(String),
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error("{path} already exists; pass --force to overwrite it")]
+    Exists { path: String },
 }
 
 /// Validity of generated certificates. With `token.x5c` the registry checks the dates, so
 /// a short validity would lock everyone out one day; ten years keeps that day far away.
 pub const VALIDITY_DAYS: i64 = 3650;
 
-/// Writes a self-signed EC P-256 certificate and key (mode 0600) for `names`
-/// (DNS names or IP addresses).
-pub fn write_self_signed(cert_path: &Path, key_path: &Path, names: &[String]) -> Result<(), CertGenError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+/// The key algorithms `gen-cert` offers; all are accepted by the registry and by `serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyType {
+    #[default]
+    EcP256,
+    EcP384,
+    Rsa2048,
+    Rsa4096,
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    pub key_type: KeyType,
+    /// DNS names or IP addresses; the first is also the common name.
+    pub names: Vec<String>,
+    pub days: i64,
+}
+
+/// A generated pair, PEM encoded, and the last day it is valid.
+pub struct Generated {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: time::OffsetDateTime,
+}
+
+/// Generates a self-signed certificate and its key.
+pub fn generate(spec: &CertSpec) -> Result<Generated, CertGenError> {
+    let key = key_pair(spec.key_type)?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, names.first().cloned().unwrap_or_else(|| "registry-auth".to_string()));
+    dn.push(DnType::CommonName, spec.names.first().cloned().unwrap_or_else(|| "registry-auth".to_string()));
     params.distinguished_name = dn;
-    params.subject_alt_names = names.iter().filter_map(|n| san(n)).collect();
+    params.subject_alt_names = spec.names.iter().filter_map(|n| san(n)).collect();
     let now = time::OffsetDateTime::now_utc();
+    // A day of slack for clocks that are slightly behind.
     params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(VALIDITY_DAYS);
+    let not_after = now + time::Duration::days(spec.days);
+    params.not_after = not_after;
     let cert = params.self_signed(&key)?;
-    write_file(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_file(cert_path, cert.pem().as_bytes(), 0o644)
+    Ok(Generated { cert_pem: cert.pem(), key_pem: key.serialize_pem(), not_after })
+}
+
+fn key_pair(key_type: KeyType) -> Result<KeyPair, CertGenError> {
+    let bits = match key_type {
+        KeyType::EcP256 => return Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?),
+        KeyType::EcP384 => return Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?),
+        KeyType::Rsa2048 => 2048,
+        KeyType::Rsa4096 => 4096,
+    };
+    let private =
+        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits).map_err(|e| CertGenError::Rsa(e.to_string()))?;
+    let pem = private.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| CertGenError::Rsa(e.to_string()))?;
+    Ok(KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)?)
+}
+
+/// Writes a self-signed EC P-256 certificate and key (mode 0600) for `names`
+/// (DNS names or IP addresses), replacing existing files.
+pub fn write_self_signed(cert_path: &Path, key_path: &Path, names: &[String]) -> Result<(), CertGenError> {
+    let spec = CertSpec { key_type: KeyType::EcP256, names: names.to_vec(), days: VALIDITY_DAYS };
+    write_pair(&generate(&spec)?, cert_path, key_path, true)
+}
+
+/// Writes the pair; without `force`, refuses when either file exists (checked before
+/// anything is written, so a refusal leaves both files untouched).
+pub fn write_pair(generated: &Generated, cert_path: &Path, key_path: &Path, force: bool) -> Result<(), CertGenError> {
+    if !force {
+        for path in [cert_path, key_path] {
+            if path.exists() {
+                return Err(CertGenError::Exists { path: path.display().to_string() });
+            }
+        }
+    }
+    write_file(key_path, generated.key_pem.as_bytes(), 0o600)?;
+    write_file(cert_path, generated.cert_pem.as_bytes(), 0o644)
 }
 
 fn san(name: &str) -> Option<SanType> {
@@ -48,8 +115,12 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertGenErro
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    let file = options.open(path).map_err(err)?;
+    // `mode` only applies to new files; an overwritten key must not keep looser permissions.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(err)?;
     #[cfg(not(unix))]
     let _ = mode;
     use std::io::Write as _;
-    options.open(path).and_then(|mut f| f.write_all(contents)).map_err(err)
+    (&file).write_all(contents).map_err(err)
 }

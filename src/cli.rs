@@ -13,6 +13,13 @@ pub const DEFAULT_CONFIG: &str = "config/auth_config.yml";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Log level of registry-auth's own events (error, warn, info, debug, trace);
+    /// overrides -v=N; RUST_LOG overrides both.
+    #[arg(long, global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -23,9 +30,110 @@ pub enum Command {
         #[arg(default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Generate a self-signed certificate and key for token signing and/or TLS.
+    GenCert(GenCertArgs),
+    /// Print a bcrypt hash for the users: section, read from a no-echo prompt or stdin.
+    HashPassword(HashPasswordArgs),
+    /// Load and build a config exactly as `serve` does, without listening; list every problem.
+    CheckConfig {
+        /// Exit 2 when there are warnings (and no errors).
+        #[arg(long)]
+        strict: bool,
+        config: PathBuf,
+    },
+    /// Show what the server would decide for an account and scopes, and why; or decode
+    /// and verify a token.
+    Explain(ExplainArgs),
 }
 
-const SUBCOMMANDS: &[&str] = &["serve", "help"];
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The account to explain (use "" for anonymous).
+    #[arg(long, required_unless_present = "token")]
+    pub account: Option<String>,
+    /// Run authentication with this password (otherwise it is skipped).
+    #[arg(long, conflicts_with = "labels")]
+    pub password: Option<String>,
+    /// Labels to assume instead of authenticating: key=value,key=value2.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// The client address the ACL's ip conditions see.
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+    /// The service clients ask tokens for (REGISTRY_AUTH_TOKEN_SERVICE).
+    #[arg(long, default_value = "Docker registry")]
+    pub service: String,
+    /// Decode and verify this token instead.
+    #[arg(long, conflicts_with_all = ["account", "password", "labels"])]
+    pub token: Option<String>,
+    /// Scopes such as repository:team/app:pull,push.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyTypeArg {
+    EcP256,
+    EcP384,
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenCertArgs {
+    #[arg(long, value_enum, default_value = "ec-p256")]
+    pub key_type: KeyTypeArg,
+    /// A DNS name or IP address the certificate is for (repeatable); the first is the CN.
+    /// Default: localhost, 127.0.0.1, ::1, registry-auth.
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
+    /// Validity in days. The default (ten years) keeps tokens working: a registry that
+    /// checks the certificate's dates would reject every token once it expires.
+    #[arg(long, default_value_t = crate::certgen::VALIDITY_DAYS, value_parser = clap::value_parser!(i64).range(1..=36500))]
+    pub days: i64,
+    #[arg(long, default_value = "ssl/server.pem")]
+    pub cert: PathBuf,
+    #[arg(long, default_value = "ssl/server.key")]
+    pub key: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+    /// Printed registry settings: token.issuer of your config.
+    #[arg(long, default_value = "Acme auth server")]
+    pub issuer: String,
+    /// Printed registry settings: the service name clients ask tokens for.
+    #[arg(long, default_value = "Docker registry")]
+    pub service: String,
+    /// Printed registry settings: the token URL as the docker client reaches it.
+    #[arg(long, default_value = "https://auth:5001/auth")]
+    pub realm: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HashFormat {
+    /// `user:hash`, like `htpasswd -nB` (just the hash without USER).
+    Htpasswd,
+    /// A `users:` snippet for auth_config.yml (needs USER).
+    Yaml,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HashPasswordArgs {
+    pub user: Option<String>,
+    /// bcrypt cost (4-31); each step doubles the work of every login.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub cost: u32,
+    /// The password itself. Visible in `ps` and shell history: prefer the prompt or stdin.
+    #[arg(long)]
+    pub password: Option<String>,
+    #[arg(long, value_enum, default_value = "htpasswd")]
+    pub format: HashFormat,
+}
+
+const SUBCOMMANDS: &[&str] = &["serve", "gen-cert", "hash-password", "check-config", "explain", "help"];
 /// glog flags that take a value.
 const GLOG_VALUE_FLAGS: &[&str] = &["v", "stderrthreshold", "log_dir", "vmodule", "log_backtrace_at", "logbufsecs"];
 const GLOG_BOOL_FLAGS: &[&str] = &["logtostderr", "alsologtostderr"];
@@ -117,12 +225,13 @@ mod tests {
         assert_eq!(norm(&["--help"]).args, ["registry-auth", "--help"]);
         assert_eq!(norm(&[]).args, ["registry-auth", "serve"]);
         assert_eq!(norm(&["serve", "-v=2"]).verbosity, Some(2));
+        assert_eq!(norm(&["gen-cert", "--force"]).args, ["registry-auth", "gen-cert", "--force"]);
+        assert_eq!(norm(&["check-config", "c.yml"]).args, ["registry-auth", "check-config", "c.yml"]);
     }
 
     #[test]
     fn parses_with_clap() {
         let cli = Cli::try_parse_from(norm(&["-v=1", "a.yml"]).args).unwrap();
-        let Command::Serve { config } = cli.command;
-        assert_eq!(config, PathBuf::from("a.yml"));
+        assert!(matches!(cli.command, Command::Serve { config } if config == std::path::Path::new("a.yml")));
     }
 }

@@ -5,17 +5,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registry_auth::cli::{self, Cli, Command};
-use registry_auth::{app, certgen, config, http, server, telemetry};
+use registry_auth::{app, certgen, config, http, ops, reload, server, telemetry};
 
 fn main() -> ExitCode {
     let normalized = cli::normalize(std::env::args().collect());
     let cli = Cli::parse_from(normalized.args);
-    telemetry::init(telemetry::level_for_verbosity(normalized.verbosity.unwrap_or(0)));
+    let level = cli.log_level.as_deref().unwrap_or(telemetry::level_for_verbosity(normalized.verbosity.unwrap_or(0)));
+    telemetry::init(level, cli.log_format);
     for note in &normalized.notes {
         tracing::warn!("{note}");
     }
     match cli.command {
         Command::Serve { config } => serve(&config),
+        Command::GenCert(args) => ops::gen_cert::run(&args),
+        Command::HashPassword(args) => ops::hash_password::run(&args),
+        Command::CheckConfig { strict, config } => ops::check_config::run(&config, strict),
+        Command::Explain(args) => ops::explain::run(&args),
     }
 }
 
@@ -55,7 +60,17 @@ fn serve(path: &Path) -> ExitCode {
         config.acl.as_ref().map_or(0, |a| a.entries.len())
     );
     let handle = actix_web::web::Data::new(http::StateHandle::new(built.state));
-    let result = actix_web::rt::System::new().block_on(server::run(&config.server, built.tls, handle));
+    let reloader = reload::Reloader::new(path, handle.clone().into_inner(), config.server.clone());
+    // Kept alive until the server stops; without it, SIGHUP still reloads.
+    let _watcher = reload::watch(reloader.clone())
+        .inspect_err(|e| tracing::warn!("not watching {} for changes ({e}); reload with SIGHUP", path.display()))
+        .ok();
+    let result = actix_web::rt::System::new().block_on(async move {
+        if let Err(e) = reload::spawn_sighup(reloader) {
+            tracing::warn!("cannot handle SIGHUP ({e}); config changes need a restart");
+        }
+        server::run(&config.server, built.tls, handle).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,9 +2,11 @@
 //! `http` calls this, this calls `authn`, `authz` and `token`, never the other way round.
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::time::Instant;
 
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
+use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
 use crate::token::{IssuedToken, SignError, TokenIssuer};
@@ -59,26 +61,38 @@ impl AuthService {
                 name: scope.name.clone(),
                 actions: decision.actions.clone(),
             });
+            metrics::global().authz(if decision.actions.is_empty() { "denied" } else { "allowed" });
             decisions.push(decision);
         }
-        let token = self.issuer.issue(&req.account, &req.service, &access)?;
+        let started = Instant::now();
+        let token = self.issuer.issue(&req.account, &req.service, &access);
+        metrics::global().signing(started.elapsed());
+        let token = token?;
         log_decision(req, &access, &decisions);
         Ok(Grant { token, access })
     }
 
     async fn authenticate(&self, req: &AuthRequest) -> Result<Labels, AuthError> {
+        let started = Instant::now();
         let decision = self.authn.authenticate(&req.account, &req.password).await.inspect_err(|e| {
+            metrics::global().authn(e.backend, "error", started.elapsed());
             tracing::error!(account = %req.account, ip = %ip_text(req.ip), error = %e, "authentication backend error");
         })?;
+        let outcome = match decision.outcome {
+            AuthnOutcome::Allow(_) => "allow",
+            AuthnOutcome::Deny => "deny",
+            AuthnOutcome::NoMatch => "no_match",
+        };
+        metrics::global().authn(decision.backend.map_or("none", |(_, name)| name), outcome, started.elapsed());
         match decision.outcome {
             AuthnOutcome::Allow(labels) => Ok(labels),
             AuthnOutcome::Deny => {
                 let backend = decision.backend.map_or("", |(_, name)| name);
-                tracing::warn!(account = %req.account, ip = %ip_text(req.ip), backend, "authentication failed: wrong password");
+                audit_denied(req, "wrong_password", backend);
                 Err(AuthError::Unauthorized)
             }
             AuthnOutcome::NoMatch => {
-                tracing::warn!(account = %req.account, ip = %ip_text(req.ip), "authentication failed: account did not match any authn rule");
+                audit_denied(req, "unknown_account", "");
                 Err(AuthError::Unauthorized)
             }
         }
@@ -110,6 +124,30 @@ fn scope_text(scope: &Scope) -> String {
     format!("{}{class}:{}:{}", scope.resource_type, scope.name, scope.actions.join(","))
 }
 
+/// The `event` field of every audit line; with `outcome` (`issued` or `denied`) and the
+/// fields below it is a stable interface for log pipelines (documented in the README).
+pub const AUDIT_EVENT: &str = "token_decision";
+
+/// Audit line of a request refused at authentication (401).
+fn audit_denied(req: &AuthRequest, reason: &'static str, backend: &str) {
+    let message = match reason {
+        "wrong_password" => "authentication failed: wrong password",
+        _ => "authentication failed: account did not match any authn rule",
+    };
+    let requested: Vec<String> = req.scopes.iter().map(scope_text).collect();
+    tracing::warn!(
+        event = AUDIT_EVENT,
+        outcome = "denied",
+        reason,
+        account = %req.account,
+        ip = %ip_text(req.ip),
+        service = %req.service,
+        requested = %requested.join(" "),
+        backend,
+        "{message}"
+    );
+}
+
 /// One log line per decision: who, from where, what was asked, what was granted and why.
 fn log_decision(req: &AuthRequest, access: &[AccessEntry], decisions: &[ScopeDecision]) {
     let requested: Vec<String> = req.scopes.iter().map(scope_text).collect();
@@ -130,6 +168,8 @@ fn log_decision(req: &AuthRequest, access: &[AccessEntry], decisions: &[ScopeDec
         };
     }
     tracing::info!(
+        event = AUDIT_EVENT,
+        outcome = "issued",
         account = %req.account,
         ip = %ip_text(req.ip),
         service = %req.service,

@@ -37,6 +37,11 @@ pub struct AuthnError(pub String);
 pub trait Authenticator: Send + Sync {
     /// Short name for logs and metrics, e.g. `static`.
     fn name(&self) -> &'static str;
+    /// Whether the backend can answer now (its directory or database is reachable), for
+    /// `/readyz`. Backends without a remote peer are always ready.
+    async fn ready(&self) -> Result<(), AuthnError> {
+        Ok(())
+    }
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError>;
 }
 
@@ -74,6 +79,14 @@ impl AuthnChain {
 
     pub fn is_empty(&self) -> bool {
         self.backends.is_empty()
+    }
+
+    /// The first backend that is not ready, with its error.
+    pub async fn ready(&self) -> Result<(), (&'static str, AuthnError)> {
+        for backend in &self.backends {
+            backend.ready().await.map_err(|e| (backend.name(), e))?;
+        }
+        Ok(())
     }
 
     pub async fn authenticate(&self, account: &str, password: &Secret) -> Result<ChainDecision, ChainError> {

@@ -125,7 +125,9 @@ mod tests {
     fn users(list: &[(&str, Option<&str>)]) -> StaticUsers {
         let entries: Vec<(String, UserEntry)> = list
             .iter()
-            .map(|(n, h)| (n.to_string(), UserEntry { password: h.map(str::to_string), labels: Labels::new() }))
+            .map(|(n, h)| {
+                (n.to_string(), UserEntry { password: h.map(str::to_string), labels: Labels::new(), password_line: 0 })
+            })
             .collect();
         StaticUsers::new(entries.iter().map(|(n, e)| (n, e)), true).unwrap()
     }

@@ -42,6 +42,11 @@ pub struct AuthzError(pub String);
 pub trait Authorizer: Send + Sync {
     /// Short name for logs, e.g. `acl`.
     fn name(&self) -> &'static str;
+    /// Whether the backend can answer now (its directory or database is reachable), for
+    /// `/readyz`. Backends without a remote peer are always ready.
+    async fn ready(&self) -> Result<(), AuthzError> {
+        Ok(())
+    }
     async fn authorize(&self, req: &AuthzRequest<'_>) -> Result<AuthzOutcome, AuthzError>;
 }
 
@@ -69,6 +74,14 @@ pub struct AuthzChain {
 impl AuthzChain {
     pub fn new(backends: Vec<Arc<dyn Authorizer>>) -> Self {
         AuthzChain { backends }
+    }
+
+    /// The first backend that is not ready, with its error.
+    pub async fn ready(&self) -> Result<(), (&'static str, AuthzError)> {
+        for backend in &self.backends {
+            backend.ready().await.map_err(|e| (backend.name(), e))?;
+        }
+        Ok(())
     }
 
     pub async fn authorize(&self, req: &AuthzRequest<'_>) -> Result<ScopeDecision, ChainError> {

@@ -14,6 +14,8 @@ pub struct AclSource {
     pub entries: Vec<AclEntrySpec>,
     /// Per entry: `match.<field>` → line.
     pub lines: Vec<BTreeMap<String, usize>>,
+    /// Per entry: the line it starts on.
+    pub entry_lines: Vec<usize>,
 }
 
 /// Reads `acl:`. `None` when absent or null ("not configured", as docker_auth).
@@ -32,6 +34,7 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<AclSource
         if let Some(entry) = read_entry(item, &path, &mut lines, diags) {
             source.entries.push(entry);
             source.lines.push(lines);
+            source.entry_lines.push(item.line);
         }
     }
     Some(source)

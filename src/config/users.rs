@@ -11,6 +11,8 @@ pub struct UserEntry {
     /// The bcrypt hash; `None` means docker_auth's "any password is accepted".
     pub password: Option<String>,
     pub labels: Labels,
+    /// Line of `password:` (0 when absent), for findings such as a weak cost.
+    pub password_line: usize,
 }
 
 /// Reads `users:`. `None` when the key is absent or null ("not configured", as docker_auth).
@@ -51,7 +53,8 @@ fn read_user(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UserEnt
     }
     let labels = read_labels(&mut user, diags);
     user.warn_unknown(&["password", "labels"], diags);
-    Some(UserEntry { password, labels })
+    let password_line = user.node("password").map_or(0, |n| n.line);
+    Some(UserEntry { password, labels, password_line })
 }
 
 fn read_labels(user: &mut Section<'_>, diags: &mut Diagnostics) -> Labels {

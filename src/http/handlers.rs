@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::error::{text, HttpError};
 use super::extract::{basic_auth, client_ip, Form};
 use super::{AppState, StateHandle};
+use crate::metrics;
 use crate::scope::parse_scopes;
 use crate::secret::Secret;
 use crate::service::{AuthRequest, Grant};
@@ -25,19 +26,12 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn dispatch(req: HttpRequest, payload: web::Payload, handle: web::Data<StateHandle>) -> HttpResponse {
     let state = handle.current();
-    let path = req.path();
-    let mut response = if header_bytes(&req) > MAX_HEADER_BYTES {
-        text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request header fields too large\n".to_string())
-    } else if path == state.routes.index {
-        index(&state)
-    } else if path == state.routes.auth || path == state.routes.auth_token {
-        match read_body(payload).await {
-            Ok(body) => token(&req, &body, &state).await,
-            Err(e) => e.response(),
-        }
+    let (route, mut response) = if header_bytes(&req) > MAX_HEADER_BYTES {
+        ("other", text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request header fields too large\n".to_string()))
     } else {
-        text(StatusCode::NOT_FOUND, "Not found\n".to_string())
+        route(&req, payload, &state).await
     };
+    metrics::global().request(route, response.status().as_u16());
     if state.hsts {
         response
             .headers_mut()
@@ -47,8 +41,54 @@ pub async fn dispatch(req: HttpRequest, payload: web::Payload, handle: web::Data
 }
 
 fn header_bytes(req: &HttpRequest) -> usize {
-    req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>()
-        + req.uri().to_string().len()
+    let headers: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    headers + req.path().len() + req.query_string().len()
+}
+
+/// The response and the route's fixed name for metrics (never the raw path: unbounded).
+async fn route(req: &HttpRequest, payload: web::Payload, state: &AppState) -> (&'static str, HttpResponse) {
+    let path = req.path();
+    let routes = &state.routes;
+    if path == routes.index {
+        ("index", index(state))
+    } else if path == routes.auth || path == routes.auth_token {
+        let response = match read_body(payload).await {
+            Ok(body) => token(req, &body, state).await,
+            Err(e) => e.response(),
+        };
+        ("token", response)
+    } else if path == routes.healthz {
+        ("healthz", text(StatusCode::OK, "ok\n".to_string()))
+    } else if path == routes.readyz {
+        ("readyz", ready(state).await)
+    } else if path == routes.metrics {
+        ("metrics", metrics_page(state))
+    } else {
+        ("other", text(StatusCode::NOT_FOUND, "Not found\n".to_string()))
+    }
+}
+
+/// Ready when a config is loaded (there is a state) and every backend can answer.
+async fn ready(state: &AppState) -> HttpResponse {
+    let failure = match (state.service.authn.ready().await, state.service.authz.ready().await) {
+        (Err((backend, e)), _) => Some((backend, e.to_string())),
+        (_, Err((backend, e))) => Some((backend, e.to_string())),
+        _ => None,
+    };
+    match failure {
+        None => text(StatusCode::OK, "ready\n".to_string()),
+        Some((backend, error)) => {
+            tracing::warn!(backend, error = %error, "not ready");
+            text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: backend {backend} is unavailable\n"))
+        }
+    }
+}
+
+fn metrics_page(state: &AppState) -> HttpResponse {
+    let expiry = state.service.issuer.key().not_after_unix() - time::OffsetDateTime::now_utc().unix_timestamp();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::global().render(Some(expiry)))
 }
 
 /// `GET {prefix}/`: the page probes use (docker_auth's Helm chart does).

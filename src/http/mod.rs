@@ -22,6 +22,9 @@ pub struct Routes {
     pub index: String,
     pub auth: String,
     pub auth_token: String,
+    pub healthz: String,
+    pub readyz: String,
+    pub metrics: String,
 }
 
 impl Routes {
@@ -30,6 +33,9 @@ impl Routes {
             index: format!("{prefix}/"),
             auth: format!("{prefix}/auth"),
             auth_token: format!("{prefix}/auth/token"),
+            healthz: format!("{prefix}/healthz"),
+            readyz: format!("{prefix}/readyz"),
+            metrics: format!("{prefix}/metrics"),
         }
     }
 }

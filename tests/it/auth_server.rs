@@ -25,22 +25,31 @@ impl AuthServer {
     /// Writes `yaml` (with `@ADDR@` replaced by a free loopback address) and runs
     /// `registry-auth <args...> <config>`; returns once `GET /` answers.
     pub fn start(yaml: &str, tls: bool, args: &[&str]) -> AuthServer {
+        Self::start_probing(yaml, tls, args, "/")
+    }
+
+    /// [`AuthServer::start`] with readiness on `probe_path` (e.g. under a `path_prefix`).
+    pub fn start_probing(yaml: &str, tls: bool, args: &[&str], probe_path: &str) -> AuthServer {
         let dir = temp_dir("auth-server");
         let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("auth_config.yml");
         std::fs::write(&config, yaml.replace("@ADDR@", &addr)).unwrap();
         let mut command = Command::new(binary());
         command.args(args).arg(&config).env_remove("RUST_LOG");
-        Self::spawn(command, addr, tls, dir)
+        Self::spawn_probing(command, addr, tls, dir, probe_path)
     }
 
     pub fn spawn(command: Command, addr: String, tls: bool, dir: TempDir) -> AuthServer {
+        Self::spawn_probing(command, addr, tls, dir, "/")
+    }
+
+    pub fn spawn_probing(command: Command, addr: String, tls: bool, dir: TempDir, probe_path: &str) -> AuthServer {
         let mut process = ChildGuard::spawn("registry-auth", command, dir.path());
         let probe_addr = addr.clone();
         process
-            .wait_ready("GET / answers", Duration::from_secs(20), || match index_status(&probe_addr, tls) {
+            .wait_ready("GET / answers", Duration::from_secs(20), || match index_status(&probe_addr, tls, probe_path) {
                 Ok(200) => Probe::Ready(()),
-                Ok(status) => Probe::Failed(format!("GET / answered {status}")),
+                Ok(status) => Probe::Failed(format!("GET {probe_path} answered {status}")),
                 Err(e) => Probe::NotYet(e),
             })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -73,9 +82,9 @@ pub fn client_with_versions(ca: &Path, versions: &[&'static rustls::SupportedPro
     ureq::AgentBuilder::new().tls_config(Arc::new(config)).timeout(Duration::from_secs(20)).build()
 }
 
-fn index_status(addr: &str, tls: bool) -> Result<u16, String> {
+fn index_status(addr: &str, tls: bool, path: &str) -> Result<u16, String> {
     if !tls {
-        return crate::support::http::http_get(addr, "/", &[]).map(|r| r.status).map_err(|e| e.to_string());
+        return crate::support::http::http_get(addr, path, &[]).map(|r| r.status).map_err(|e| e.to_string());
     }
     // Readiness only: the certificate is checked by the tests that fetch tokens.
     std::net::TcpStream::connect(addr).map(|_| 200).map_err(|e| e.to_string())

@@ -42,6 +42,7 @@ pub struct Registry {
     // Declared before `dir` so the registry stops before its files vanish.
     process: ChildGuard,
     port: u16,
+    data: PathBuf,
     dir: TempDir,
 }
 
@@ -55,6 +56,12 @@ impl Registry {
     /// Starts a registry without any auth; returns once `GET /v2/` answers 200.
     pub fn start_without_auth() -> Registry {
         Self::launch(AuthSetup::Disabled)
+    }
+
+    /// Like [`Registry::start_without_auth`], serving the storage in `data_dir` (e.g. a
+    /// restored backup) instead of a fresh one.
+    pub fn start_without_auth_on(data_dir: &Path) -> Registry {
+        Self::launch_on(AuthSetup::Disabled, Some(data_dir))
     }
 
     /// Starts a registry from a config file without an auth section, with
@@ -82,7 +89,7 @@ impl Registry {
 
     /// Root of the filesystem storage driver.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -95,6 +102,10 @@ impl Registry {
     }
 
     fn launch(setup: AuthSetup) -> Registry {
+        Self::launch_on(setup, None)
+    }
+
+    fn launch_on(setup: AuthSetup, data_dir: Option<&Path>) -> Registry {
         let program = require_program(PROGRAM);
         let expected_status = match &setup {
             AuthSetup::Token(_) => 401,
@@ -111,7 +122,8 @@ impl Registry {
         for _ in 0..START_ATTEMPTS {
             let dir = temp_dir("registry");
             let port = free_port();
-            let config = config_yaml(&dir.path().join("data"), port, &setup);
+            let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
+            let config = config_yaml(&data, port, &setup);
             let config_path = dir.path().join("config.yml");
             fs::write(&config_path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
             let mut process = ChildGuard::spawn(PROGRAM, command(&program, &config_path, &setup), dir.path());
@@ -129,7 +141,7 @@ impl Registry {
                 last_error = e;
                 continue;
             }
-            return Registry { process, port, dir };
+            return Registry { process, port, data, dir };
         }
         panic!("{PROGRAM} did not start after {START_ATTEMPTS} port races: {last_error}")
     }

@@ -1,0 +1,205 @@
+//! Process-wide metrics in the Prometheus text format (version 0.0.4).
+//!
+//! Hand-written rather than a metrics crate: a handful of counters and histograms with
+//! fixed label sets, rendered on scrape. The registry is global so that counts survive
+//! config reloads (each reload builds a new state, not new metrics).
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+/// Latency buckets in seconds: bcrypt at cost 10 takes ~50-100 ms, signing well under 1 ms.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bucket, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if seconds <= *bucket {
+                *count += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+/// Label values in the order of the metric's label names.
+type Labels = Vec<String>;
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<Labels, u64>,
+    authn: BTreeMap<Labels, Histogram>,
+    authz: BTreeMap<Labels, u64>,
+    signing: Histogram,
+    reloads: BTreeMap<Labels, u64>,
+}
+
+/// The metrics registry. Cheap to update: one short mutex section per observation.
+#[derive(Default)]
+pub struct Metrics(Mutex<Inner>);
+
+static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+
+/// The process-wide registry.
+pub fn global() -> &'static Metrics {
+    &GLOBAL
+}
+
+impl Metrics {
+    fn with(&self, f: impl FnOnce(&mut Inner)) {
+        let mut guard = match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard);
+    }
+
+    /// One HTTP request: `route` is a fixed name (never the raw path), `code` the status.
+    pub fn request(&self, route: &str, code: u16) {
+        self.with(|m| *m.requests.entry(vec![route.to_string(), code.to_string()]).or_default() += 1);
+    }
+
+    /// One run of the authentication chain; `backend` is the one that decided or `none`.
+    pub fn authn(&self, backend: &str, outcome: &str, elapsed: Duration) {
+        let key = vec![backend.to_string(), outcome.to_string()];
+        self.with(|m| m.authn.entry(key).or_default().observe(elapsed.as_secs_f64()));
+    }
+
+    /// One scope decision: `allowed` (some action granted) or `denied`.
+    pub fn authz(&self, outcome: &str) {
+        self.with(|m| *m.authz.entry(vec![outcome.to_string()]).or_default() += 1);
+    }
+
+    pub fn signing(&self, elapsed: Duration) {
+        self.with(|m| m.signing.observe(elapsed.as_secs_f64()));
+    }
+
+    /// One config reload: `ok` or `failed`.
+    pub fn reload(&self, result: &str) {
+        self.with(|m| *m.reloads.entry(vec![result.to_string()]).or_default() += 1);
+    }
+
+    /// The text exposition; `cert_expiry` is seconds until the signing certificate expires.
+    pub fn render(&self, cert_expiry: Option<i64>) -> String {
+        let mut out = String::new();
+        self.with(|m| {
+            counter(
+                &mut out,
+                "registry_auth_http_requests_total",
+                "HTTP requests by route and status code.",
+                &["route", "code"],
+                &m.requests,
+            );
+            histograms(
+                &mut out,
+                "registry_auth_authn_duration_seconds",
+                "Authentication latency by deciding backend and outcome.",
+                &["backend", "outcome"],
+                &m.authn,
+            );
+            counter(
+                &mut out,
+                "registry_auth_authz_decisions_total",
+                "Authorization decisions per requested scope.",
+                &["outcome"],
+                &m.authz,
+            );
+            let signing = BTreeMap::from([(Vec::new(), m.signing.clone())]);
+            histograms(&mut out, "registry_auth_signing_duration_seconds", "Token signing latency.", &[], &signing);
+            let mut reloads = m.reloads.clone();
+            for result in ["ok", "failed"] {
+                reloads.entry(vec![result.to_string()]).or_default();
+            }
+            counter(&mut out, "registry_auth_config_reloads_total", "Config reloads by result.", &["result"], &reloads);
+        });
+        if let Some(seconds) = cert_expiry {
+            header(
+                &mut out,
+                "registry_auth_signing_certificate_expiry_seconds",
+                "Seconds until the signing certificate expires.",
+                "gauge",
+            );
+            let _ = writeln!(out, "registry_auth_signing_certificate_expiry_seconds {seconds}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn label_text(names: &[&str], values: &[String], extra: Option<(&str, &str)>) -> String {
+    let mut pairs: Vec<String> = names.iter().zip(values).map(|(n, v)| format!("{n}=\"{}\"", escape(v))).collect();
+    if let Some((n, v)) = extra {
+        pairs.push(format!("{n}=\"{v}\""));
+    }
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", pairs.join(","))
+    }
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn counter(out: &mut String, name: &str, help: &str, names: &[&str], values: &BTreeMap<Labels, u64>) {
+    header(out, name, help, "counter");
+    for (labels, value) in values {
+        let _ = writeln!(out, "{name}{} {value}", label_text(names, labels, None));
+    }
+}
+
+fn histograms(out: &mut String, name: &str, help: &str, names: &[&str], values: &BTreeMap<Labels, Histogram>) {
+    header(out, name, help, "histogram");
+    for (labels, h) in values {
+        for (bucket, count) in BUCKETS.iter().zip(h.counts) {
+            let le = bucket.to_string();
+            let _ = writeln!(out, "{name}_bucket{} {count}", label_text(names, labels, Some(("le", &le))));
+        }
+        let _ = writeln!(out, "{name}_bucket{} {}", label_text(names, labels, Some(("le", "+Inf"))), h.count);
+        let _ = writeln!(out, "{name}_sum{} {}", label_text(names, labels, None), h.sum);
+        let _ = writeln!(out, "{name}_count{} {}", label_text(names, labels, None), h.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.request("token", 200);
+        m.request("token", 200);
+        m.authn("static", "allow", Duration::from_millis(30));
+        m.signing(Duration::from_micros(300));
+        let text = m.render(Some(86400));
+        assert!(text.contains("registry_auth_http_requests_total{route=\"token\",code=\"200\"} 2\n"), "{text}");
+        assert!(
+            text.contains(
+                "registry_auth_authn_duration_seconds_bucket{backend=\"static\",outcome=\"allow\",le=\"0.05\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "registry_auth_authn_duration_seconds_bucket{backend=\"static\",outcome=\"allow\",le=\"0.025\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("registry_auth_signing_duration_seconds_count 1\n"), "{text}");
+        assert!(text.contains("registry_auth_config_reloads_total{result=\"failed\"} 0\n"), "{text}");
+        assert!(text.contains("registry_auth_signing_certificate_expiry_seconds 86400\n"), "{text}");
+    }
+}

@@ -1,0 +1,46 @@
+//! `registry-auth check-config [--strict] CONFIG`: the same `config::load` and `app::build`
+//! that `serve` runs (keys, certificates and backends constructed, nothing listening), then
+//! the extra checks of [`crate::lint`]. Exit 0 ok, 1 errors, 2 warnings under `--strict`.
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::Diagnostic;
+use crate::{app, config, lint};
+
+pub fn run(path: &Path, strict: bool) -> ExitCode {
+    let (errors, warnings) = check(path);
+    for error in &errors {
+        println!("error: {error}");
+    }
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
+    let file = path.display();
+    if !errors.is_empty() {
+        println!("{file}: {} error(s), {} warning(s)", errors.len(), warnings.len());
+        return ExitCode::from(1);
+    }
+    println!("{file}: OK, {} warning(s)", warnings.len());
+    if strict && !warnings.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Every error and warning, load first, then build, then lint (only for a config that built).
+pub fn check(path: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(e) => return (e.diagnostics.errors, e.diagnostics.warnings),
+    };
+    let mut warnings = config.warnings.clone();
+    match app::build(&config) {
+        Ok(built) => {
+            warnings.extend(built.warnings);
+            warnings.extend(lint::lint(&config));
+            (Vec::new(), warnings)
+        }
+        Err(errors) => (errors, warnings),
+    }
+}

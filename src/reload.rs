@@ -1,0 +1,137 @@
+//! Live reload: on SIGHUP or when the config file changes, load and build the new config
+//! through the same `config::load` + `app::build` as start-up, then swap it into the
+//! [`StateHandle`]. Requests in flight keep the state they took; a config that fails to
+//! load or build changes nothing and the reason is logged.
+//!
+//! The watcher watches the config's directory, not the file: editors that write a new file
+//! and rename it over the old one, and Kubernetes ConfigMaps (which swap a `..data`
+//! symlink), replace the inode, and a file watch would stay on the old one. Every event in
+//! the directory leads to a re-read; only changed contents are reloaded.
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::Watcher as _;
+
+use crate::config::{self, ServerConfig};
+use crate::http::StateHandle;
+use crate::{app, metrics};
+
+/// Events arriving within this window are handled as one change (editors write in steps).
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// A busy directory (a log file beside the config) never goes quiet: re-read at least this often.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// Why a reload was asked for, for the log.
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger {
+    Signal,
+    FileChange,
+}
+
+/// Reloads one config file into one handle; safe to call from several threads.
+pub struct Reloader {
+    path: PathBuf,
+    handle: Arc<StateHandle>,
+    /// The listener settings in force: they cannot change without a restart.
+    server: ServerConfig,
+    /// Contents of the last attempt, so that an unchanged (or still broken) file is not
+    /// reloaded again on every directory event. The lock also serialises reloads.
+    last: Mutex<Option<Vec<u8>>>,
+}
+
+impl Reloader {
+    pub fn new(path: &Path, handle: Arc<StateHandle>, server: ServerConfig) -> Arc<Reloader> {
+        let last = std::fs::read(path).ok();
+        Arc::new(Reloader { path: path.to_path_buf(), handle, server, last: Mutex::new(last) })
+    }
+
+    /// Loads and swaps in the config; a file change whose contents equal the last attempt
+    /// is ignored. Returns whether a new state is in force.
+    pub fn reload(&self, trigger: Trigger) -> bool {
+        let mut last = match self.last.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let contents = std::fs::read(&self.path).ok();
+        if matches!(trigger, Trigger::FileChange) && contents == *last {
+            return false;
+        }
+        *last = contents;
+        let ok = self.load_and_swap(trigger);
+        metrics::global().reload(if ok { "ok" } else { "failed" });
+        ok
+    }
+
+    fn load_and_swap(&self, trigger: Trigger) -> bool {
+        let file = self.path.display().to_string();
+        let config = match config::load(&self.path) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(?trigger, "config reload failed, keeping the running config: {e}");
+                return false;
+            }
+        };
+        let built = match app::build(&config) {
+            Ok(built) => built,
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(?trigger, "config reload failed, keeping the running config: {e}");
+                }
+                return false;
+            }
+        };
+        for warning in config.warnings.iter().chain(&built.warnings) {
+            tracing::warn!("{warning}");
+        }
+        if config.server != self.server {
+            tracing::warn!(
+                "server: settings (listen address, TLS, path_prefix...) changed; they take effect after a restart"
+            );
+        }
+        self.handle.replace(built.state);
+        tracing::info!(?trigger, file, "config reloaded");
+        true
+    }
+}
+
+/// Reloads on every SIGHUP until the runtime stops. Call inside the server's runtime.
+pub fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let reloader = reloader.clone();
+            // Loading reads files and prepares bcrypt hashes: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || reloader.reload(Trigger::Signal)).await;
+        }
+    });
+    Ok(())
+}
+
+/// Watches the config's directory and reloads on changes. The returned watcher must be
+/// kept alive; dropping it stops the watch (and the thread ends).
+pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatcher> {
+    let dir = match reloader.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+    std::thread::Builder::new()
+        .name("config-watch".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                let started = std::time::Instant::now();
+                while started.elapsed() < MAX_DELAY && rx.recv_timeout(DEBOUNCE).is_ok() {}
+                reloader.reload(Trigger::FileChange);
+            }
+        })
+        .map_err(|e| notify::Error::generic(&e.to_string()))?;
+    Ok(watcher)
+}
