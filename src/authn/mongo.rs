@@ -72,6 +72,14 @@ impl Authenticator for MongoAuth {
         "mongo_auth"
     }
 
+    /// Ready when the server answers a cheap count on the users collection.
+    async fn ready(&self) -> Result<(), AuthnError> {
+        let users = self.users.clone();
+        crate::mongo::run(async move { users.estimated_document_count().await.map(|_| ()) })
+            .await
+            .map_err(|e| AuthnError(format!("MongoDB is not reachable: {e}")))
+    }
+
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
         let users = self.users.clone();
         let filter = doc! {"username": account};

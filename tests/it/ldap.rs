@@ -228,11 +228,21 @@ async fn directory_down_fails_closed_and_recovery_is_automatic() {
         assert_eq!((status, body.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, FAILED_500), "{user}");
     }
     assert_eq!(granted(&app, "admin", "badmin", "repository:devs/app:push").await, json!(["push"]));
+    assert_eq!(readyz(&app).await, StatusCode::SERVICE_UNAVAILABLE, "/readyz must report the directory down");
 
     // The pooled connection died with slapd; the next login reconnects by itself.
     slapd.restart();
+    assert_eq!(readyz(&app).await, StatusCode::OK);
     assert_eq!(granted(&app, "alice", "alice-pw", "repository:devs/app:push").await, json!(["push"]));
     assert_eq!(granted(&app, "alice", "alice-pw", "repository:ops/app:push").await, json!(["push"]));
+}
+
+async fn readyz<S, B>(app: &S) -> StatusCode
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    test::call_service(app, TestRequest::get().uri("/readyz").to_request()).await.status()
 }
 
 #[actix_web::test]

@@ -147,6 +147,8 @@ fn a_mongo_outage_fails_closed_keeps_the_cached_acl_and_heals() {
     assert_eq!((status, body.as_str()), (500, "Authentication failed (authn #2 returned error)\n"));
     // A static user is still authorized by the last ACL read from MongoDB.
     assert_eq!(granted(&server, "static", "badmin", "repository:x/y:pull"), json!(["pull"]));
+    let readyz = || crate::support::http::http_get(&server.addr, "/readyz", &[]).unwrap().status;
+    assert_eq!(readyz(), 503, "/readyz must report MongoDB down");
     mongo.restart();
     wait_until("logins work again", Duration::from_secs(30), || {
         match token(&server, "alice", "123", "repository:x/y:push") {
@@ -155,6 +157,7 @@ fn a_mongo_outage_fails_closed_keeps_the_cached_acl_and_heals() {
         }
     })
     .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(readyz(), 200);
     let log = server.process.log();
     assert!(!log.contains("\"123\"") && !log.contains("badmin"), "a password reached the log:\n{log}");
 }

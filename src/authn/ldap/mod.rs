@@ -202,6 +202,14 @@ impl Authenticator for LdapAuth {
         "ldap"
     }
 
+    /// Ready when a service connection can be opened (and bound, with `bind_dn`); the
+    /// connection then joins the pool.
+    async fn ready(&self) -> Result<(), AuthnError> {
+        let ldap = self.service_connection().await?;
+        self.pool.put(ldap);
+        Ok(())
+    }
+
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
         // An empty password would be an unauthenticated bind, which servers accept.
         if account.is_empty() || password.is_empty() {
