@@ -61,6 +61,15 @@ pub fn with_keys(yaml: &str, keys: &Keys) -> String {
     yaml.replace("@CERT@", &keys.cert.display().to_string()).replace("@KEY@", &keys.key.display().to_string())
 }
 
+/// The `server`, `token` (with `@CERT@`/`@KEY@`) and `users` sections shared by backend
+/// tests: one static user `user` with password `badmin`, so the chain has a first member.
+/// `server_extra` holds more `server:` lines (e.g. a TLS pair).
+pub fn base_yaml(addr: &str, server_extra: &str, user: &str) -> String {
+    format!(
+        "server:\n  addr: \"{addr}\"\n{server_extra}token:\n  issuer: \"Acme auth server\"\n  expiration: 900\n  certificate: \"@CERT@\"\n  key: \"@KEY@\"\nusers:\n  \"{user}\":\n    password: \"{ADMIN_HASH}\"\n"
+    )
+}
+
 /// The standard test config: token pair, admin/test users, anonymous, a small ACL.
 pub fn standard_yaml(keys: &Keys, extra_token: &str) -> String {
     let yaml = format!(

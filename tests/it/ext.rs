@@ -26,18 +26,7 @@ fn ext_yaml(keys: &Keys, dir: &Path, ext_auth_extra: &str, with_authz: bool) -> 
         String::new()
     };
     let yaml = format!(
-        r#"
-server:
-  addr: "@ADDR@"
-token:
-  issuer: "Acme auth server"
-  expiration: 900
-  certificate: "@CERT@"
-  key: "@KEY@"
-users:
-  "static":
-    password: "{ADMIN_HASH}"
-ext_auth:
+        r#"{base}ext_auth:
   command: {command:?}
   args: [{dir:?}]
 {ext_auth_extra}
@@ -47,6 +36,7 @@ acl:
   - match: {{account: "/.+/", name: "team/*"}}
     actions: ["pull"]
 {authz}"#,
+        base = base_yaml("@ADDR@", "", "static"),
         command = script("ext_auth.sh"),
     );
     with_keys(&yaml, keys)

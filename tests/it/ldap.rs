@@ -21,18 +21,9 @@ const FAILED_500: &str = "Authentication failed (authn #2 returned error)\n";
 
 /// Static `admin` first (docker_auth's chain order), then LDAP with `ldap` as its body.
 fn config(keys: &Keys, addr: &str, ldap: &str) -> String {
+    let base = base_yaml(addr, "", "admin");
     let yaml = format!(
-        r#"server:
-  addr: "{addr}"
-token:
-  issuer: "Acme auth server"
-  expiration: 900
-  certificate: "@CERT@"
-  key: "@KEY@"
-users:
-  "admin":
-    password: "{ADMIN_HASH}"
-ldap_auth:
+        r#"{base}ldap_auth:
 {ldap}
 acl:
   - match: {{account: "admin"}}

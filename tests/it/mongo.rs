@@ -8,7 +8,7 @@ use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
 
 use crate::auth_server::AuthServer;
-use crate::common::{basic, decode_jwt, with_keys, KeyKind, Keys, ADMIN_HASH, TEST_HASH};
+use crate::common::{base_yaml, basic, decode_jwt, with_keys, KeyKind, Keys, TEST_HASH};
 use crate::support::http::http_get;
 use crate::support::mongo::Mongo;
 use crate::support::oci::write_oci_layout;
@@ -22,18 +22,9 @@ const TTL_WAIT: Duration = Duration::from_secs(10);
 fn config(keys: &Keys, mongo: &Mongo, tls: bool) -> String {
     let server_tls = if tls { "  certificate: \"@CERT@\"\n  key: \"@KEY@\"\n" } else { "" };
     let dial = format!("  dial_info:\n    addrs: [\"{}\"]\n    database: docker_auth\n    timeout: 1s\n", mongo.addr());
+    let base = base_yaml("@ADDR@", server_tls, "static");
     let yaml = format!(
-        r#"server:
-  addr: "@ADDR@"
-{server_tls}token:
-  issuer: "Acme auth server"
-  expiration: 900
-  certificate: "@CERT@"
-  key: "@KEY@"
-users:
-  "static":
-    password: "{ADMIN_HASH}"
-mongo_auth:
+        r#"{base}mongo_auth:
 {dial}  collection: users
 acl_mongo:
 {dial}  collection: acl
