@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::authn::ext::ExtAuth;
 use crate::authn::ldap::LdapAuth;
 use crate::authn::mongo::MongoAuth;
+use crate::authn::password::PasswordVerifier;
 use crate::authn::static_users::StaticUsers;
 use crate::authn::{Authenticator, AuthnChain};
 use crate::authz::ext::ExtAuthz;
@@ -100,10 +101,12 @@ fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Dia
 fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) -> Option<AuthnChain> {
     let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
     let b = &config.backends;
+    // One cache for this config's password backends, dropped with it on reload.
+    let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache));
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
         let last_in_chain = b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none();
-        match StaticUsers::new(users.iter(), last_in_chain) {
+        match StaticUsers::new(users.iter(), last_in_chain, verifier.clone()) {
             Ok(static_users) => backends.push(Arc::new(static_users)),
             Err(e) => {
                 diags.error("users", 0, e.to_string());
@@ -127,7 +130,7 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
     }
     if let Some(mongo) = &b.mongo_auth {
         match clients.get(&mongo.dial) {
-            Ok(client) => backends.push(Arc::new(MongoAuth::new(&client, mongo))),
+            Ok(client) => backends.push(Arc::new(MongoAuth::new(&client, mongo, verifier.clone()))),
             Err(e) => {
                 diags.error("mongo_auth.dial_info", 0, e).hint("check addrs (host:port) and the credentials");
                 return None;

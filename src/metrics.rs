@@ -33,16 +33,19 @@ impl Histogram {
 /// Label values in the order of the metric's label names.
 type Labels = Vec<String>;
 
+/// Keys are static strings (and the status code) so that an observation allocates nothing;
+/// they become label texts only when scraped.
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<Labels, u64>,
-    authn: BTreeMap<Labels, Histogram>,
-    authz: BTreeMap<Labels, u64>,
+    requests: BTreeMap<(&'static str, u16), u64>,
+    authn: BTreeMap<(&'static str, &'static str), Histogram>,
+    authz: BTreeMap<&'static str, u64>,
     signing: Histogram,
-    reloads: BTreeMap<Labels, u64>,
+    reloads: BTreeMap<&'static str, u64>,
+    credential_cache: BTreeMap<&'static str, u64>,
 }
 
-/// The metrics registry. Cheap to update: one short mutex section per observation.
+/// The metrics registry. Cheap to update: one short mutex section per observation, no allocation.
 #[derive(Default)]
 pub struct Metrics(Mutex<Inner>);
 
@@ -63,19 +66,18 @@ impl Metrics {
     }
 
     /// One HTTP request: `route` is a fixed name (never the raw path), `code` the status.
-    pub fn request(&self, route: &str, code: u16) {
-        self.with(|m| *m.requests.entry(vec![route.to_string(), code.to_string()]).or_default() += 1);
+    pub fn request(&self, route: &'static str, code: u16) {
+        self.with(|m| *m.requests.entry((route, code)).or_default() += 1);
     }
 
     /// One run of the authentication chain; `backend` is the one that decided or `none`.
-    pub fn authn(&self, backend: &str, outcome: &str, elapsed: Duration) {
-        let key = vec![backend.to_string(), outcome.to_string()];
-        self.with(|m| m.authn.entry(key).or_default().observe(elapsed.as_secs_f64()));
+    pub fn authn(&self, backend: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.with(|m| m.authn.entry((backend, outcome)).or_default().observe(elapsed.as_secs_f64()));
     }
 
     /// One scope decision: `allowed` (some action granted) or `denied`.
-    pub fn authz(&self, outcome: &str) {
-        self.with(|m| *m.authz.entry(vec![outcome.to_string()]).or_default() += 1);
+    pub fn authz(&self, outcome: &'static str) {
+        self.with(|m| *m.authz.entry(outcome).or_default() += 1);
     }
 
     pub fn signing(&self, elapsed: Duration) {
@@ -83,8 +85,14 @@ impl Metrics {
     }
 
     /// One config reload: `ok` or `failed`.
-    pub fn reload(&self, result: &str) {
-        self.with(|m| *m.reloads.entry(vec![result.to_string()]).or_default() += 1);
+    pub fn reload(&self, result: &'static str) {
+        self.with(|m| *m.reloads.entry(result).or_default() += 1);
+    }
+
+    /// One password check against a stored hash: `hit` (verified login remembered) or
+    /// `miss` (bcrypt ran).
+    pub fn credential_cache(&self, result: &'static str) {
+        self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
     }
 
     /// The text exposition; `cert_expiry` is seconds until the signing certificate expires.
@@ -96,29 +104,41 @@ impl Metrics {
                 "registry_auth_http_requests_total",
                 "HTTP requests by route and status code.",
                 &["route", "code"],
-                &m.requests,
+                &labelled(&m.requests, |(route, code)| vec![route.to_string(), code.to_string()]),
             );
             histograms(
                 &mut out,
                 "registry_auth_authn_duration_seconds",
                 "Authentication latency by deciding backend and outcome.",
                 &["backend", "outcome"],
-                &m.authn,
+                &labelled(&m.authn, |(backend, outcome)| vec![backend.to_string(), outcome.to_string()]),
             );
             counter(
                 &mut out,
                 "registry_auth_authz_decisions_total",
                 "Authorization decisions per requested scope.",
                 &["outcome"],
-                &m.authz,
+                &labelled(&m.authz, |outcome| vec![outcome.to_string()]),
             );
             let signing = BTreeMap::from([(Vec::new(), m.signing.clone())]);
             histograms(&mut out, "registry_auth_signing_duration_seconds", "Token signing latency.", &[], &signing);
             let mut reloads = m.reloads.clone();
+            let mut cache = m.credential_cache.clone();
             for result in ["ok", "failed"] {
-                reloads.entry(vec![result.to_string()]).or_default();
+                reloads.entry(result).or_default();
             }
+            for result in ["hit", "miss"] {
+                cache.entry(result).or_default();
+            }
+            let reloads = labelled(&reloads, |result| vec![result.to_string()]);
             counter(&mut out, "registry_auth_config_reloads_total", "Config reloads by result.", &["result"], &reloads);
+            counter(
+                &mut out,
+                "registry_auth_credential_cache_total",
+                "Password checks against a stored hash: hit (verified login remembered) or miss (bcrypt ran).",
+                &["result"],
+                &labelled(&cache, |result| vec![result.to_string()]),
+            );
         });
         if let Some(seconds) = cert_expiry {
             header(
@@ -131,6 +151,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A map with static keys as one with label-value lists, for rendering.
+fn labelled<K, V: Clone>(map: &BTreeMap<K, V>, labels: impl Fn(&K) -> Labels) -> BTreeMap<Labels, V> {
+    map.iter().map(|(k, v)| (labels(k), v.clone())).collect()
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {

@@ -7,9 +7,11 @@ use async_trait::async_trait;
 use crate::request::Labels;
 use crate::secret::Secret;
 
+pub mod credential_cache;
 pub mod ext;
 pub mod ldap;
 pub mod mongo;
+pub mod password;
 pub mod static_users;
 
 /// The answer of one authenticator.

@@ -11,7 +11,8 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
 use serde::Deserialize;
 
-use super::static_users::{normalise_prefix, verify_blocking};
+use super::password::PasswordVerifier;
+use super::static_users::normalise_prefix;
 use super::{Authenticator, AuthnError, AuthnOutcome};
 use crate::config::mongo::MongoAuthConfig;
 use crate::request::Labels;
@@ -28,15 +29,16 @@ struct UserDoc {
 
 pub struct MongoAuth {
     users: Collection<UserDoc>,
+    verifier: Arc<PasswordVerifier>,
 }
 
 impl MongoAuth {
     /// Never blocks: the index is created in the background (start-up must not depend on
     /// MongoDB being up, or on the privilege to create indexes — docker_auth issue #69).
-    pub fn new(client: &Client, config: &MongoAuthConfig) -> MongoAuth {
+    pub fn new(client: &Client, config: &MongoAuthConfig, verifier: Arc<PasswordVerifier>) -> MongoAuth {
         let users = client.database(&config.dial.database).collection::<UserDoc>(&config.collection);
         spawn_index_creation(users.clone(), config.dial.timeout);
-        MongoAuth { users }
+        MongoAuth { users, verifier }
     }
 }
 
@@ -89,7 +91,8 @@ impl Authenticator for MongoAuth {
         let Some(user) = found else { return Ok(AuthnOutcome::NoMatch) };
         let labels = user.labels.unwrap_or_default();
         let Some(hash) = user.password else { return Ok(AuthnOutcome::Allow(labels)) };
-        if verify_blocking(password, Arc::from(normalise_prefix(&hash))).await? {
+        let hash = Arc::from(normalise_prefix(&hash));
+        if self.verifier.verify(self.name(), account, password, hash).await? {
             Ok(AuthnOutcome::Allow(labels))
         } else {
             Ok(AuthnOutcome::Deny)

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::password::{bcrypt_verify, PasswordVerifier};
 use super::{Authenticator, AuthnError, AuthnOutcome};
 use crate::config::UserEntry;
 use crate::request::Labels;
@@ -21,6 +22,7 @@ pub struct StaticUsers {
     /// Verified for unknown accounts when this is the last backend, so that an unknown
     /// account costs the same as a wrong password (no account enumeration by timing).
     decoy_hash: Option<Arc<str>>,
+    verifier: Arc<PasswordVerifier>,
 }
 
 impl StaticUsers {
@@ -29,6 +31,7 @@ impl StaticUsers {
     pub fn new<'a>(
         entries: impl IntoIterator<Item = (&'a String, &'a UserEntry)>,
         last_in_chain: bool,
+        verifier: Arc<PasswordVerifier>,
     ) -> Result<Self, AuthnError> {
         let users: HashMap<String, StoredUser> = entries
             .into_iter()
@@ -38,7 +41,7 @@ impl StaticUsers {
             })
             .collect();
         let decoy_hash = if last_in_chain { Some(decoy_hash(&users)?) } else { None };
-        Ok(StaticUsers { users, decoy_hash })
+        Ok(StaticUsers { users, decoy_hash, verifier })
     }
 
     pub fn len(&self) -> usize {
@@ -81,17 +84,6 @@ fn decoy_hash(users: &HashMap<String, StoredUser>) -> Result<Arc<str>, AuthnErro
     bcrypt::hash(random, cost).map(Arc::from).map_err(|e| AuthnError(format!("cannot prepare decoy hash: {e}")))
 }
 
-/// bcrypt off the async executor: it takes milliseconds on purpose.
-pub(crate) async fn verify_blocking(password: &Secret, hash: Arc<str>) -> Result<bool, AuthnError> {
-    let password = password.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        // A malformed hash never matches (Go: "hashedSecret too short" and friends).
-        bcrypt::verify(password.expose().as_bytes(), &hash).unwrap_or(false)
-    })
-    .await;
-    result.map_err(|e| AuthnError(format!("password check was interrupted: {e}")))
-}
-
 #[async_trait]
 impl Authenticator for StaticUsers {
     fn name(&self) -> &'static str {
@@ -101,14 +93,14 @@ impl Authenticator for StaticUsers {
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
         let Some(user) = self.users.get(account) else {
             if let Some(decoy) = &self.decoy_hash {
-                verify_blocking(password, decoy.clone()).await?;
+                bcrypt_verify(password, decoy.clone()).await?;
             }
             return Ok(AuthnOutcome::NoMatch);
         };
         let Some(hash) = &user.hash else {
             return Ok(AuthnOutcome::Allow(user.labels.clone()));
         };
-        if verify_blocking(password, hash.clone()).await? {
+        if self.verifier.verify(self.name(), account, password, hash.clone()).await? {
             Ok(AuthnOutcome::Allow(user.labels.clone()))
         } else {
             Ok(AuthnOutcome::Deny)
@@ -129,7 +121,8 @@ mod tests {
                 (n.to_string(), UserEntry { password: h.map(str::to_string), labels: Labels::new(), password_line: 0 })
             })
             .collect();
-        StaticUsers::new(entries.iter().map(|(n, e)| (n, e)), true).unwrap()
+        let verifier = Arc::new(PasswordVerifier::new(&Default::default()));
+        StaticUsers::new(entries.iter().map(|(n, e)| (n, e)), true, verifier).unwrap()
     }
 
     async fn check(u: &StaticUsers, account: &str, password: &str) -> AuthnOutcome {

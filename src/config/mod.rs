@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::authz::acl::Acl;
 
 pub mod acl;
+pub mod cache;
 pub mod diag;
 pub mod ext;
 pub mod ldap;
@@ -19,6 +20,7 @@ pub mod users;
 pub mod yaml;
 
 pub use acl::AclSource;
+pub use cache::CredentialCacheConfig;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
@@ -42,6 +44,8 @@ pub struct Config {
     /// The same ACL, compiled once at load.
     pub compiled_acl: Option<Arc<Acl>>,
     pub backends: Backends,
+    /// Our addition: the verified-credential cache of the password backends.
+    pub credential_cache: CredentialCacheConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -135,18 +139,20 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let compiled_acl = acl.as_ref().and_then(|acl| compile(acl, &mut diags));
     let acl_mongo = mongo::read_acl(&mut top, &mut diags);
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
+    let credential_cache = cache::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
             let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo };
-            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, warnings: diags.warnings })
+            let warnings = diags.warnings;
+            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, warnings })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token"];
+    let mut known = vec!["server", "token", "credential_cache"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();
