@@ -6,7 +6,10 @@
 //! The watcher watches the config's directory, not the file: editors that write a new file
 //! and rename it over the old one, and Kubernetes ConfigMaps (which swap a `..data`
 //! symlink), replace the inode, and a file watch would stay on the old one. Every event in
-//! the directory leads to a re-read; only changed contents are reloaded.
+//! the directory that can concern the config leads to a re-read; only changed contents are
+//! reloaded. Writes to other files (a log beside the config) are ignored in the watcher's
+//! callback: they would otherwise wake the reload thread on every log line.
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -116,9 +119,10 @@ pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatch
         Some(dir) => dir.to_path_buf(),
         None => PathBuf::from("."),
     };
+    let names = config_names(&reloader.path);
     let (tx, rx) = mpsc::channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|e| may_concern(&e, &names)) {
             let _ = tx.send(());
         }
     })?;
@@ -134,4 +138,39 @@ pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatch
         })
         .map_err(|e| notify::Error::generic(&e.to_string()))?;
     Ok(watcher)
+}
+
+/// The config's file name and, when it is a symlink, its target's (edited in place there).
+fn config_names(path: &Path) -> Vec<OsString> {
+    let target = std::fs::canonicalize(path).ok();
+    [Some(path), target.as_deref()].into_iter().flatten().filter_map(|p| p.file_name()).map(OsString::from).collect()
+}
+
+/// Whether a directory event may change what the config path reads: anything but reads of,
+/// or writes into, other files (renames, creations and removals always count).
+fn may_concern(event: &notify::Event, names: &[OsString]) -> bool {
+    use notify::event::ModifyKind;
+    use notify::EventKind;
+    let contents_only = matches!(event.kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Data(_)));
+    !contents_only || event.paths.iter().any(|p| p.file_name().is_some_and(|n| names.iter().any(|c| c == n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, CreateKind, DataChange, ModifyKind, RenameMode};
+    use notify::{Event, EventKind};
+
+    use super::*;
+
+    #[test]
+    fn only_writes_to_other_files_are_ignored() {
+        let names = vec![OsString::from("auth_config.yml")];
+        let event = |kind, path: &str| Event::new(kind).add_path(PathBuf::from(path));
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert!(!may_concern(&event(write, "/etc/ra/server.log"), &names));
+        assert!(!may_concern(&event(EventKind::Access(AccessKind::Any), "/etc/ra/server.log"), &names));
+        assert!(may_concern(&event(write, "/etc/ra/auth_config.yml"), &names));
+        assert!(may_concern(&event(EventKind::Create(CreateKind::File), "/etc/ra/..data_tmp"), &names));
+        assert!(may_concern(&event(EventKind::Modify(ModifyKind::Name(RenameMode::To)), "/etc/ra/..data"), &names));
+    }
 }
