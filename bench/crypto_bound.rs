@@ -3,7 +3,7 @@
 //! passwords for the bench configs. Used by `bench/run.sh`; not part of the product.
 //!
 //! crypto_bound hash COST PASSWORD            → prints a bcrypt hash
-//! crypto_bound users COST N                  → YAML `users:` entries user0..N-1 / pw0..N-1
+//! crypto_bound users COST N PASSWORD         → YAML `users:` entries user0..N-1, all with PASSWORD
 //! crypto_bound bcrypt COST                   → microseconds per verification
 //! crypto_bound sign CERT KEY                 → microseconds per signed token
 use std::path::Path;
@@ -33,10 +33,12 @@ fn main() -> ExitCode {
             Ok(Ok(hash)) => println!("{hash}"),
             _ => return usage(),
         },
-        ["users", cost, count] => {
+        ["users", cost, count, password] => {
+            // One hash for all: each login still runs a full bcrypt (and the credential
+            // cache is keyed by account too), and 30,000 users are written in a second.
             let (Ok(cost), Ok(count)) = (cost.parse::<u32>(), count.parse::<usize>()) else { return usage() };
+            let Ok(hash) = bcrypt::hash(password, cost) else { return usage() };
             for i in 0..count {
-                let Ok(hash) = bcrypt::hash(format!("pw{i}"), cost) else { return usage() };
                 println!("  \"user{i}\":\n    password: \"{hash}\"");
             }
         }
@@ -72,6 +74,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: crypto_bound hash COST PASSWORD | users COST N | bcrypt COST | sign CERT KEY");
+    eprintln!("usage: crypto_bound hash COST PASSWORD | users COST N PASSWORD | bcrypt COST | sign CERT KEY");
     ExitCode::from(2)
 }

@@ -2,7 +2,11 @@
 # Token-server benchmark: builds the release binary, starts it on 127.0.0.1 with generated
 # keys and configs, drives it with wrk, and prints one table row per scenario next to the
 # two bounds measured in the same run (crypto: bcrypt + signature cost x cores; HTTP floor:
-# the same server and wrk settings on the trivial index route).
+# the same server and wrk settings on the trivial index route), then the latency at half
+# the measured maximum rate (wrk paced by a Lua delay).
+#
+# The server logs one audit line per token, into a directory of its own: a log file
+# beside the config would wake the config watcher on every line.
 #
 #   bench/run.sh                 # all scenarios, 8 s each
 #   DURATION=20 bench/run.sh     # longer runs
@@ -28,10 +32,14 @@ trap cleanup EXIT
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/rsa.key" -out "$work/rsa.pem" -days 30 -subj /CN=bench 2>/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ec.key" -out "$work/ec.pem" -days 30 -subj /CN=bench 2>/dev/null
 
-# Users: one at cost 5, one at cost 10, and 2000 distinct cost-5 users for S7.
+# Users: one at cost 5, one at cost 10, and enough distinct cost-5 users for S7 that no
+# account repeats within a run (so none can be served from the credential cache): two
+# thirds for the full-load run, one third for the half-load run.
+MANY_USERS=45000
 hash5=$($TOOL hash 5 benchpw)
 hash10=$($TOOL hash 10 benchpw)
-$TOOL users 5 2000 > "$work/many_users.yml"
+$TOOL users 5 "$MANY_USERS" benchpw > "$work/many_users.yml"
+mkdir -p "$work/log"
 
 acl_entries() { # $1 = number of entries; the last one is the one that matches
   local n=$1 i
@@ -61,13 +69,13 @@ write_config() { # $1 key kind (rsa|ec), $2 acl entry count, $3 users file (opti
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_server() {
-  "$BIN" serve "$work/config.yml" 2>"$work/server.log" &
+  "$BIN" serve "$work/config.yml" 2>"$work/log/server.log" &
   server_pid=$!
   for _ in $(seq 200); do
     curl -s -o /dev/null "http://$ADDR/" && return 0
     sleep 0.05
   done
-  cat "$work/server.log" >&2
+  cat "$work/log/server.log" >&2
   exit 1
 }
 
@@ -78,13 +86,57 @@ rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$server_pid/status"; }
 
 # wrk Lua: a fixed header, or a different user per request.
 lua_header() { printf 'wrk.headers["Authorization"] = "Basic %s"\n' "$(printf '%s' "$1" | base64 -w0)" > "$work/req.lua"; }
+# lua_many_users FIRST COUNT: accounts FIRST..FIRST+COUNT-1, each wrk thread walking its own
+# share of them, so that no account is used twice while there are fresh ones.
 lua_many_users() {
   {
     printf 'local auth = {\n'
-    for i in $(seq 0 1999); do printf '"Basic %s",\n' "$(printf 'user%d:pw%d' "$i" "$i" | base64 -w0)"; done
-    printf '}\nlocal n = 0\nrequest = function()\n  n = n + 1\n'
-    printf '  wrk.headers["Authorization"] = auth[(n %% #auth) + 1]\n  return wrk.format(nil)\nend\n'
+    python3 -c 'import base64,sys
+first, count = int(sys.argv[1]), int(sys.argv[2])
+for i in range(first, first + count): print("\"Basic %s\"," % base64.b64encode(b"user%d:benchpw" % i).decode())' "$1" "$2"
+    printf '}\nlocal n, first, share = 0, 0, math.floor(#auth / %d)\nlocal next_first = 0\n' "$THREADS"
+    printf 'setup = function(thread) thread:set("first", next_first); next_first = next_first + share end\n'
+    printf 'init = function() first = wrk.thread:get("first") end\n'
+    printf 'request = function()\n  n = n + 1\n'
+    printf '  wrk.headers["Authorization"] = auth[first + (n %% share) + 1]\n  return wrk.format(nil)\nend\n'
   } > "$work/req.lua"
+}
+
+# Paces wrk to about $1 requests/s: each connection waits a whole number of ms between
+# requests (wrk's delay() resolution), so the rate is set by the number of connections.
+# Sets PACED_C, PACED_DELAY_MS.
+pace() {
+  local rate=$1
+  if awk -v r="$rate" 'BEGIN {exit !(r >= 100)}'; then
+    PACED_DELAY_MS=10
+    PACED_C=$(awk -v r="$rate" 'BEGIN {c = int(r / 100 + 0.5); print (c < 1 ? 1 : c)}')
+  else
+    PACED_C=1
+    PACED_DELAY_MS=$(awk -v r="$rate" 'BEGIN {d = int(1000 / (r > 0 ? r : 1) + 0.5); print (d < 1 ? 1 : d)}')
+  fi
+  printf 'delay = function() return %d end\n' "$PACED_DELAY_MS" >> "$work/req.lua"
+}
+
+# run_paced PATH RATE → sets HALF_RPS HALF_P99 HALF_NON2XX (the scenario's req.lua is reused)
+run_paced() {
+  local out threads
+  cp "$work/req.lua" "$work/req.lua.max"
+  pace "$2"
+  threads=$((PACED_C < THREADS ? PACED_C : THREADS))
+  out=$(wrk -t"$threads" -c"$PACED_C" -d"${DURATION}s" --latency -s "$work/req.lua" "http://$ADDR$1")
+  mv "$work/req.lua.max" "$work/req.lua"
+  HALF_RPS=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  HALF_P99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  HALF_NON2XX=$(awk '/Non-2xx or 3xx responses/ {print $5}' <<<"$out")
+  HALF_NON2XX=${HALF_NON2XX:-0}
+}
+
+# The credential cache's hit rate over the run, from the server's /metrics.
+cache_hits() {
+  curl -s "http://$ADDR/metrics" | awk '
+    /^registry_auth_credential_cache_total\{result="hit"\}/ {h = $2}
+    /^registry_auth_credential_cache_total\{result="miss"\}/ {m = $2}
+    END {if (h + m == 0) print "-"; else printf "%.0f%%", 100 * h / (h + m)}'
 }
 
 # run_wrk PATH → sets RPS P50 P99 NON2XX CPU_US
@@ -111,11 +163,12 @@ printf '\nregistry-auth %s, %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the co
   "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION"
 printf 'single-core cost: sign RSA-2048 %s us, sign EC P-256 %s us, bcrypt cost 5 %s us, cost 10 %s us\n\n' \
   "${SIGN_US[rsa]}" "${SIGN_US[ec]}" "${BCRYPT_US[5]}" "${BCRYPT_US[10]}"
-printf '%-34s %9s %8s %8s %6s %8s %9s %9s %9s %7s %7s\n' scenario tokens/s p50 p99 non2xx cpu_us/req crypto_bd http_floor fraction idle_MB peak_MB
+printf '%-34s %9s %8s %8s %6s %8s %9s %9s %9s %7s %9s %9s %7s %7s\n' scenario tokens/s p50 p99 non2xx cpu_us/req \
+  crypto_bd http_floor fraction cache_hit half_rate p99@half idle_MB peak_MB
 SCENARIO_URL='/auth?service=registry&scope=repository:bench/app:pull,push'
 
 scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcrypt_cost
-  local name=$1 kind=$2 entries=$3 users=$4 auth=$5 cost=$6 port idle peak floor bound lower
+  local name=$1 kind=$2 entries=$3 users=$4 auth=$5 cost=$6 port idle peak floor bound lower hits
   port=$(free_port); ADDR="127.0.0.1:$port"
   write_config "$kind" "$entries" "$users" "$port"
   start_server
@@ -127,18 +180,21 @@ scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcr
     anon) printf '' > "$work/req.lua" ;;
     user5) lua_header user5:benchpw ;;
     user10) lua_header user10:benchpw ;;
-    many) lua_many_users ;;
+    many) lua_many_users 0 $((MANY_USERS * 2 / 3)) ;;
   esac
   run_wrk "$SCENARIO_URL"
+  hits=$(cache_hits)
   peak=$(rss_kb VmHWM)
+  [ "$auth" = many ] && lua_many_users $((MANY_USERS * 2 / 3)) $((MANY_USERS / 3))
+  run_paced "$SCENARIO_URL" "$(awk -v r="$RPS" 'BEGIN {print r / 2}')"
   stop_server
   local per_token=${SIGN_US[$kind]}
   [ "$cost" != 0 ] && per_token=$(awk -v a="$per_token" -v b="${BCRYPT_US[$cost]}" 'BEGIN {print a + b}')
   bound=$(awk -v c="$CORES" -v us="$per_token" 'BEGIN {printf "%.0f", c * 1e6 / us}')
   lower=$(awk -v a="$bound" -v b="$floor" 'BEGIN {print (a < b ? a : b)}')
-  printf '%-34s %9.0f %8s %8s %6s %8s %9s %9.0f %8.0f%% %7.1f %7.1f\n' "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$CPU_US" \
-    "$bound" "$floor" "$(awk -v r="$RPS" -v l="$lower" 'BEGIN {print 100 * r / l}')" \
-    "$(awk -v k="$idle" 'BEGIN {print k / 1024}')" "$(awk -v k="$peak" 'BEGIN {print k / 1024}')"
+  printf '%-34s %9.0f %8s %8s %6s %8s %9s %9.0f %8.0f%% %9s %9s %9s %7.1f %7.1f\n' "$name" "$RPS" "$P50" "$P99" \
+    "$((NON2XX + HALF_NON2XX))" "$CPU_US" "$bound" "$floor" "$(awk -v r="$RPS" -v l="$lower" 'BEGIN {print 100 * r / l}')" \
+    "$hits" "$HALF_RPS" "$HALF_P99" "$(awk -v k="$idle" 'BEGIN {print k / 1024}')" "$(awk -v k="$peak" 'BEGIN {print k / 1024}')"
 }
 
 scenario "S1 anonymous, RSA-2048" rsa 10 "" anon 0
@@ -148,4 +204,4 @@ scenario "S5 user bcrypt 5, EC P-256" ec 10 "" user5 5
 scenario "S3 user bcrypt 10, RSA-2048" rsa 10 "" user10 10
 scenario "S6 anonymous, 1000-entry ACL, EC" ec 1000 "" anon 0
 scenario "S6 baseline: 10-entry ACL, EC" ec 10 "" anon 0
-scenario "S7 2000 distinct users, bcrypt 5, EC" ec 10 "$work/many_users.yml" many 5
+scenario "S7 distinct users, bcrypt 5, EC" ec 10 "$work/many_users.yml" many 5
