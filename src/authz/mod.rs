@@ -10,6 +10,8 @@ pub mod acl;
 pub mod ext;
 pub mod mongo_acl;
 pub mod pattern;
+#[cfg(test)]
+mod test_rng;
 
 /// Which rule decided, for the decision log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -173,8 +173,14 @@ impl Template {
         out
     }
 
+    /// Matches a rendering in place: only a `/regex/` needs compiling, and a malformed
+    /// glob fails for every value, so no separate validation or copy is needed.
     fn matches_with(&self, value: &str, vars: &[Option<&str>], picks: &[Option<&str>]) -> bool {
-        Matcher::new(&self.render(vars, picks)).is_ok_and(|m| m.is_match(value))
+        let rendered = self.render(vars, picks);
+        match regex_body(&rendered) {
+            Some(body) => go_regex(body).is_ok_and(|re| re.is_match(value)),
+            None => glob_match(&rendered, value).unwrap_or(false),
+        }
     }
 
     /// docker_auth tries the pattern with label placeholders literal, then with every
