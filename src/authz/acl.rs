@@ -57,14 +57,21 @@ pub struct Acl {
 struct Entry {
     actions: Vec<String>,
     comment: Option<String>,
-    /// (field number, pattern) for the present string fields.
-    fields: Vec<(usize, Pattern)>,
     ip: Option<IpNet>,
-    labels: Vec<(String, Pattern)>,
+    /// Conditions without placeholders, checked before any placeholder value is computed.
+    fixed: Conditions,
+    /// Conditions that need per-request placeholder values.
+    templated: Conditions,
     /// Value slots after the four basic variables.
     captures: Vec<Capture>,
-    /// Whether any pattern needs per-request placeholder values.
-    templated: bool,
+}
+
+/// String-field and label conditions; all must hold.
+#[derive(Debug, Default)]
+struct Conditions {
+    /// (field number, pattern) for the present string fields.
+    fields: Vec<(usize, Pattern)>,
+    labels: Vec<(String, Pattern)>,
 }
 
 /// `${<field>:<n>}`: group `n` of the entry's raw `/regex/` in `field`.
@@ -161,21 +168,19 @@ impl Entry {
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
-        let templated = fields.iter().any(|(_, p)| p.is_template()) || labels.iter().any(|(_, p)| p.is_template());
+        let (fixed, templated) = Conditions::split(fields, labels);
         let (actions, comment) = (spec.actions, spec.comment);
-        Ok(Entry { actions, comment, fields, ip, labels, captures, templated })
+        Ok(Entry { actions, comment, ip, fixed, templated, captures })
     }
 
+    /// Cheapest first: the address, then patterns without placeholders, and only then the
+    /// quoted variables and capture groups that templates need. All checks are pure, so
+    /// the order does not change the answer.
     fn matches(&self, req: &AuthzRequest<'_>, quoted: &OnceCell<[String; 4]>) -> bool {
         if self.ip.as_ref().is_some_and(|net| !ip_matches(net, req.ip)) {
             return false;
         }
-        let vars = if self.templated { self.vars(req, quoted) } else { Vec::new() };
-        self.fields.iter().all(|(f, p)| p.is_match(field_value(req, *f), &vars, req.labels))
-            && self.labels.iter().all(|(key, p)| {
-                let values = req.labels.get(key).map_or(&[][..], Vec::as_slice);
-                values.iter().any(|v| p.is_match(v, &vars, req.labels))
-            })
+        self.fixed.hold(req, &[]) && (self.templated.is_empty() || self.templated.hold(req, &self.vars(req, quoted)))
     }
 
     /// Placeholder values: the regex-quoted basic variables, then the capture groups.
@@ -183,6 +188,28 @@ impl Entry {
         let quoted = quoted.get_or_init(|| [0, 1, 2, 3].map(|f| quote_meta(field_value(req, f))));
         let basic = quoted.iter().map(|q| Some(q.as_str()));
         basic.chain(self.captures.iter().map(|c| c.value(field_value(req, c.field)))).collect()
+    }
+}
+
+impl Conditions {
+    /// (without placeholders, with placeholders), each in configured order.
+    fn split(fields: Vec<(usize, Pattern)>, labels: Vec<(String, Pattern)>) -> (Conditions, Conditions) {
+        let (templated_fields, fields) = fields.into_iter().partition(|(_, p)| p.is_template());
+        let (templated_labels, labels) = labels.into_iter().partition(|(_, p)| p.is_template());
+        (Conditions { fields, labels }, Conditions { fields: templated_fields, labels: templated_labels })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.labels.is_empty()
+    }
+
+    /// A label condition holds when any of the request's values for the label matches.
+    fn hold(&self, req: &AuthzRequest<'_>, vars: &[Option<&str>]) -> bool {
+        self.fields.iter().all(|(f, p)| p.is_match(field_value(req, *f), vars, req.labels))
+            && self.labels.iter().all(|(key, p)| {
+                let values = req.labels.get(key).map_or(&[][..], Vec::as_slice);
+                values.iter().any(|v| p.is_match(v, vars, req.labels))
+            })
     }
 }
 
