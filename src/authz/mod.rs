@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::request::AuthzRequest;
 
 pub mod acl;
+mod acl_index;
 pub mod ext;
 pub mod mongo_acl;
 pub mod pattern;
