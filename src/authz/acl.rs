@@ -204,12 +204,14 @@ impl Entry {
         self.fixed.hold(req, &[]) && (self.templated.is_empty() || self.templated.hold(req, &self.vars(req, quoted)))
     }
 
-    /// The string field whose pattern requires the longest literal prefix (the first such
-    /// field on a tie), with that prefix; None when no field requires one.
+    /// The string field to file the entry under, with its required prefix; None when no
+    /// field requires one. Account and name come first: a server sees only a few types
+    /// and usually one service, so a prefix there rules out almost nothing. Then the
+    /// longest prefix, then the first field.
     fn index_key(&self) -> Option<(usize, &str)> {
         let fields = self.fixed.fields.iter().chain(&self.templated.fields);
-        let longest = fields.map(|(f, p)| (*f, p.literal_prefix())).min_by_key(|(f, p)| (Reverse(p.len()), *f))?;
-        Some(longest).filter(|(_, p)| !p.is_empty())
+        let keyed = fields.map(|(f, p)| (*f, p.literal_prefix())).filter(|(_, p)| !p.is_empty());
+        keyed.min_by_key(|&(f, p)| (matches!(f, 1 | 3), Reverse(p.len()), f))
     }
 
     /// Placeholder values: the regex-quoted basic variables, then the capture groups.
@@ -869,6 +871,19 @@ mod tests {
         }
         assert!(decided > 4000 && later > 2000, "{decided} decided, {later} past the first entry");
         assert!(pruned * 4 > total, "the index ruled out only {pruned} of {total} entry checks");
+    }
+
+    #[test]
+    fn entries_are_filed_by_account_or_name_before_type_or_service() {
+        let acl = Acl::compile(vec![
+            entry(spec(&[("type", "repository"), ("name", "team1/*")]), &["*"]),
+            entry(spec(&[("service", "registry"), ("account", "svc-*")]), &["*"]),
+            entry(spec(&[("type", "repository"), ("name", "*/app")]), &["*"]),
+            entry(spec(&[("account", "ab*"), ("name", "abc/*")]), &["*"]),
+        ])
+        .unwrap();
+        let keys: Vec<_> = acl.entries.iter().map(Entry::index_key).collect();
+        assert_eq!(keys, [Some((2, "team1/")), Some((0, "svc-")), Some((1, "repository")), Some((2, "abc/"))]);
     }
 
     /// bench/run.sh's 1000-entry ACL: the anonymous request tries only the last entry,
