@@ -7,9 +7,12 @@ use async_trait::async_trait;
 use crate::request::AuthzRequest;
 
 pub mod acl;
+mod acl_index;
 pub mod ext;
 pub mod mongo_acl;
 pub mod pattern;
+#[cfg(test)]
+mod test_rng;
 
 /// Which rule decided, for the decision log.
 #[derive(Debug, Clone, PartialEq, Eq)]

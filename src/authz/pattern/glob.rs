@@ -157,6 +157,7 @@ fn decode_rune(s: &[u8]) -> (u32, usize) {
 mod tests {
     use super::*;
     use crate::authz::pattern::Matcher;
+    use crate::authz::test_rng::Rng;
 
     const BAD: Result<bool, BadGlob> = Err(BadGlob);
 
@@ -249,5 +250,28 @@ mod tests {
             let m = Matcher::new(pattern).unwrap();
             assert_eq!(m.is_match(name), want, "{pattern:?} vs {name:?}");
         }
+    }
+
+    /// Go checks the whole pattern whatever the name, so a glob that is malformed for ""
+    /// is malformed for every name; templates rely on this to skip a separate check.
+    #[test]
+    fn a_malformed_glob_fails_for_every_name() {
+        let tokens = ["a", "b", "/", "-", "é", "*", "?", "[", "]", "^", "\\", "[a-b]", "\\*"];
+        let mut rng = Rng::new(0x61_6c_6f_62);
+        let mut malformed = 0;
+        for _ in 0..3000 {
+            let len = rng.below(7);
+            let pattern = rng.string(&tokens, len);
+            if glob_match(&pattern, "").is_ok() {
+                continue;
+            }
+            malformed += 1;
+            for _ in 0..20 {
+                let len = rng.below(6);
+                let name = rng.string(&tokens, len);
+                assert_eq!(glob_match(&pattern, &name), Err(BadGlob), "{pattern:?} vs {name:?}");
+            }
+        }
+        assert!(malformed > 300, "only {malformed} malformed globs generated");
     }
 }

@@ -8,6 +8,7 @@
 
 mod glob;
 mod goregex;
+mod prefix;
 
 use regex::Regex;
 
@@ -18,7 +19,11 @@ use crate::request::Labels;
 
 /// A compiled pattern for one field or label condition.
 #[derive(Debug)]
-pub struct Pattern(Kind);
+pub struct Pattern {
+    kind: Kind,
+    /// What every value it matches starts with (see [`Pattern::literal_prefix`]).
+    prefix: String,
+}
 
 #[derive(Debug)]
 enum Kind {
@@ -35,17 +40,27 @@ impl Pattern {
     pub fn compile(raw: &str, keys: &[&str], expand_labels: bool) -> Result<Pattern, String> {
         let fixed = Matcher::new(raw)?;
         let template = Template::parse(raw, keys, expand_labels);
-        Ok(Pattern(if template.is_literal() { Kind::Fixed(fixed) } else { Kind::Template(template) }))
+        Ok(if template.is_literal() {
+            Pattern { kind: Kind::Fixed(fixed), prefix: prefix::fixed_prefix(raw) }
+        } else {
+            Pattern { prefix: template.literal_prefix(), kind: Kind::Template(template) }
+        })
     }
 
     /// Whether matching needs per-request placeholder values.
     pub fn is_template(&self) -> bool {
-        matches!(self.0, Kind::Template(_))
+        matches!(self.kind, Kind::Template(_))
+    }
+
+    /// A value can only match if it starts with this, whatever the placeholder and label
+    /// values; empty means no constraint.
+    pub fn literal_prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// `vars[slot]` is the value of placeholder `keys[slot]`; `None` leaves it literal.
     pub fn is_match(&self, value: &str, vars: &[Option<&str>], labels: &Labels) -> bool {
-        match &self.0 {
+        match &self.kind {
             Kind::Fixed(m) => m.is_match(value),
             Kind::Template(t) => t.is_match(value, vars, labels),
         }
@@ -161,6 +176,15 @@ impl Template {
         self.segments.iter().all(|s| matches!(s, Segment::Text(_)))
     }
 
+    /// Every rendering (labels literal or expanded) starts with the same leading text. When
+    /// that text does not start with `/`, no rendering is a `/regex/`, so its glob prefix holds.
+    fn literal_prefix(&self) -> String {
+        match self.segments.first() {
+            Some(Segment::Text(text)) if !text.starts_with('/') => prefix::glob_prefix(text),
+            _ => String::new(),
+        }
+    }
+
     fn render(&self, vars: &[Option<&str>], picks: &[Option<&str>]) -> String {
         let mut out = String::new();
         for seg in &self.segments {
@@ -173,8 +197,14 @@ impl Template {
         out
     }
 
+    /// Matches a rendering in place: only a `/regex/` needs compiling, and a malformed
+    /// glob fails for every value, so no separate validation or copy is needed.
     fn matches_with(&self, value: &str, vars: &[Option<&str>], picks: &[Option<&str>]) -> bool {
-        Matcher::new(&self.render(vars, picks)).is_ok_and(|m| m.is_match(value))
+        let rendered = self.render(vars, picks);
+        match regex_body(&rendered) {
+            Some(body) => go_regex(body).is_ok_and(|re| re.is_match(value)),
+            None => glob_match(&rendered, value).unwrap_or(false),
+        }
     }
 
     /// docker_auth tries the pattern with label placeholders literal, then with every
