@@ -16,13 +16,11 @@ use sha2::{Digest, Sha256};
 use super::keys::KeyError;
 use super::kid::{Curve, PublicKeyMaterial};
 
-/// Signing failed. Only a broken crypto backend or OS RNG can cause this at run time.
+/// Signing failed. Only a broken crypto backend (or its OS RNG) can cause this at run time.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     #[error("token signing failed in {0}")]
     Crypto(&'static str),
-    #[error("the OS random number generator failed: {0}")]
-    Random(String),
     #[error("the token claims could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
 }
