@@ -33,8 +33,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/rsa.key" -out "$work/rs
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ec.key" -out "$work/ec.pem" -days 30 -subj /CN=bench 2>/dev/null
 
 # Users: one at cost 5, one at cost 10, and enough distinct cost-5 users for S7 that no
-# account repeats within a run (so none can be served from the credential cache): two
-# thirds for the full-load run, one third for the half-load run.
+# account repeats (so none can be served from the credential cache): accounts 0-24999 for
+# the full-load run, 25000-29999 to calibrate the half-load run, 30000-44999 for it.
 MANY_USERS=45000
 hash5=$($TOOL hash 5 benchpw)
 hash10=$($TOOL hash 10 benchpw)
@@ -102,29 +102,29 @@ for i in range(first, first + count): print("\"Basic %s\"," % base64.b64encode(b
   } > "$work/req.lua"
 }
 
-# Paces wrk to about $1 requests/s: each connection waits a whole number of ms between
-# requests (wrk's delay() resolution), so the rate is set by the number of connections.
-# Sets PACED_C, PACED_DELAY_MS.
-pace() {
-  local rate=$1
-  if awk -v r="$rate" 'BEGIN {exit !(r >= 100)}'; then
-    PACED_DELAY_MS=10
-    PACED_C=$(awk -v r="$rate" 'BEGIN {c = int(r / 100 + 0.5); print (c < 1 ? 1 : c)}')
-  else
-    PACED_C=1
-    PACED_DELAY_MS=$(awk -v r="$rate" 'BEGIN {d = int(1000 / (r > 0 ? r : 1) + 0.5); print (d < 1 ? 1 : d)}')
-  fi
-  printf 'delay = function() return %d end\n' "$PACED_DELAY_MS" >> "$work/req.lua"
+# Pacing: each connection waits PACED_DELAY_MS (wrk's delay() has whole-ms resolution)
+# after each response, so a connection sends one request per delay + latency and the rate
+# is set by the number of connections.
+PACED_DELAY_MS=20
+add_delay() { printf 'delay = function() return %d end\n' "$PACED_DELAY_MS" >> "$work/req.lua"; }
+
+# paced_wrk SECONDS CONNECTIONS PATH → wrk output
+paced_wrk() {
+  local threads=$(($2 < THREADS ? $2 : THREADS))
+  wrk -t"$threads" -c"$2" -d"$1s" --latency -s "$work/req.lua" "http://$ADDR$3"
 }
 
-# run_paced PATH RATE → sets HALF_RPS HALF_P99 HALF_NON2XX (the scenario's req.lua is reused)
+# run_paced PATH RATE PREPARE → sets HALF_RPS HALF_P99 HALF_NON2XX. `PREPARE calibrate` and
+# `PREPARE measure` write req.lua for each run. Latency lengthens each connection's cycle,
+# so a 3 s calibration run scales the number of connections to the rate it reached.
 run_paced() {
-  local out threads
-  cp "$work/req.lua" "$work/req.lua.max"
-  pace "$2"
-  threads=$((PACED_C < THREADS ? PACED_C : THREADS))
-  out=$(wrk -t"$threads" -c"$PACED_C" -d"${DURATION}s" --latency -s "$work/req.lua" "http://$ADDR$1")
-  mv "$work/req.lua.max" "$work/req.lua"
+  local out reached conns
+  conns=$(awk -v r="$2" -v d="$PACED_DELAY_MS" 'BEGIN {c = int(r * d / 1000 + 0.5); print (c < 1 ? 1 : c)}')
+  "$3" calibrate; add_delay
+  reached=$(paced_wrk 3 "$conns" "$1" | awk '/^Requests\/sec/ {print $2}')
+  conns=$(awk -v c="$conns" -v want="$2" -v got="$reached" 'BEGIN {if (got > 0) c = int(c * want / got + 0.5); print (c < 1 ? 1 : c)}')
+  "$3" measure; add_delay
+  out=$(paced_wrk "$DURATION" "$conns" "$1")
   HALF_RPS=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
   HALF_P99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   HALF_NON2XX=$(awk '/Non-2xx or 3xx responses/ {print $5}' <<<"$out")
@@ -167,6 +167,10 @@ printf '%-34s %9s %8s %8s %6s %8s %9s %9s %9s %7s %9s %9s %7s %7s\n' scenario to
   crypto_bd http_floor fraction cache_hit half_rate p99@half idle_MB peak_MB
 SCENARIO_URL='/auth?service=registry&scope=repository:bench/app:pull,push'
 
+# req.lua for the half-load runs: the full-load requests again, or unused accounts for S7.
+same_requests() { cp "$work/req.lua.max" "$work/req.lua"; }
+fresh_accounts() { if [ "$1" = calibrate ]; then lua_many_users 25000 5000; else lua_many_users 30000 15000; fi; }
+
 scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcrypt_cost
   local name=$1 kind=$2 entries=$3 users=$4 auth=$5 cost=$6 port idle peak floor bound lower hits
   port=$(free_port); ADDR="127.0.0.1:$port"
@@ -180,13 +184,15 @@ scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcr
     anon) printf '' > "$work/req.lua" ;;
     user5) lua_header user5:benchpw ;;
     user10) lua_header user10:benchpw ;;
-    many) lua_many_users 0 $((MANY_USERS * 2 / 3)) ;;
+    many) lua_many_users 0 25000 ;;
   esac
   run_wrk "$SCENARIO_URL"
   hits=$(cache_hits)
   peak=$(rss_kb VmHWM)
-  [ "$auth" = many ] && lua_many_users $((MANY_USERS * 2 / 3)) $((MANY_USERS / 3))
-  run_paced "$SCENARIO_URL" "$(awk -v r="$RPS" 'BEGIN {print r / 2}')"
+  cp "$work/req.lua" "$work/req.lua.max"
+  local prepare=same_requests
+  [ "$auth" = many ] && prepare=fresh_accounts
+  run_paced "$SCENARIO_URL" "$(awk -v r="$RPS" 'BEGIN {print r / 2}')" "$prepare"
   stop_server
   local per_token=${SIGN_US[$kind]}
   [ "$cost" != 0 ] && per_token=$(awk -v a="$per_token" -v b="${BCRYPT_US[$cost]}" 'BEGIN {print a + b}')
