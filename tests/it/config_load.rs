@@ -239,3 +239,28 @@ fn key_problems_are_reported_by_build() {
     let e = app::build(&config::load_str(&none, "t.yml").unwrap()).err().unwrap();
     assert!(e[0].to_string().starts_with("failed to load token cert and key: none provided"), "{e:?}");
 }
+
+#[test]
+fn credential_cache_settings_and_their_mistakes() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let base = with_keys(&base_yaml("127.0.0.1:0", "", "admin"), &keys) + "acl: []\n";
+    let config = config::load_str(&base, "test.yml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.credential_cache, config::CredentialCacheConfig::default());
+    let set =
+        config::load_str(&format!("{base}credential_cache:\n  ttl: 5m\n  max_entries: 50\n"), "test.yml").unwrap();
+    assert_eq!(set.credential_cache.ttl, std::time::Duration::from_secs(300));
+    assert_eq!(set.credential_cache.max_entries, 50);
+    let line = base.lines().count() + 2;
+    let cases = [
+        ("ttl: 2h", "credential_cache.ttl must be a duration from 0 to 1h, found \"2h\""),
+        ("ttl: -1s", "credential_cache.ttl must be a duration from 0 to 1h, found \"-1s\""),
+        ("ttl: 60", "credential_cache.ttl must be a duration from 0 to 1h, found \"60\""),
+        ("max_entries: 0", "credential_cache.max_entries must be 1 to 1000000, got 0"),
+    ];
+    for (setting, message) in cases {
+        let errors = errors(&format!("{base}credential_cache:\n  {setting}\n"));
+        assert_eq!(errors.len(), 1, "{setting}: {errors:?}");
+        assert!(errors[0].contains(message), "{setting}: {}", errors[0]);
+        assert!(errors[0].contains(&format!("line {line}")), "{setting}: {}", errors[0]);
+    }
+}

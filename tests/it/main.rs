@@ -5,6 +5,7 @@ mod auth_server;
 mod cli;
 mod common;
 mod config_load;
+mod credential_cache;
 mod deploy;
 mod e2e;
 mod explain;
