@@ -104,9 +104,9 @@ for i in range(first, first + count): print("\"Basic %s\"," % base64.b64encode(b
 
 # Pacing: each connection waits PACED_DELAY_MS (wrk's delay() has whole-ms resolution)
 # after each response, so a connection sends one request per delay + latency and the rate
-# is set by the number of connections. 2 ms keeps about as many connections as the
-# full-load run; tails grow with the connection count (docs/performance.md).
-PACED_DELAY_MS=2
+# is set by the number of connections. The wait is 2 ms, or longer at low rates so that
+# there are at least 8 connections to adjust: about as many connections as the full-load
+# run, since tails grow with the connection count (docs/performance.md).
 add_delay() { printf 'delay = function() return %d end\n' "$PACED_DELAY_MS" >> "$work/req.lua"; }
 
 # paced_wrk SECONDS CONNECTIONS PATH → wrk output
@@ -120,6 +120,7 @@ paced_wrk() {
 # so a 3 s calibration run scales the number of connections to the rate it reached.
 run_paced() {
   local out reached conns
+  PACED_DELAY_MS=$(awk -v r="$2" 'BEGIN {d = int(8000 / (r > 0 ? r : 1) + 0.999); print (d < 2 ? 2 : d)}')
   conns=$(awk -v r="$2" -v d="$PACED_DELAY_MS" 'BEGIN {c = int(r * d / 1000 + 0.5); print (c < 1 ? 1 : c)}')
   "$3" calibrate; add_delay
   reached=$(paced_wrk 3 "$conns" "$1" | awk '/^Requests\/sec/ {print $2}')
