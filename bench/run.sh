@@ -102,6 +102,12 @@ for i in range(first, first + count): print("\"Basic %s\"," % base64.b64encode(b
   } > "$work/req.lua"
 }
 
+# Fields of wrk's report (its output in $1): requests/s, a latency percentile ($2 = "99%"),
+# and the non-2xx count (wrk prints that line only when there are some).
+wrk_rps() { awk '/^Requests\/sec/ {print $2}' <<<"$1"; }
+wrk_pct() { awk -v p="$2" '$1 == p {print $2}' <<<"$1"; }
+wrk_non2xx() { awk '/Non-2xx or 3xx responses/ {n = $5} END {print n + 0}' <<<"$1"; }
+
 # Pacing: each connection waits PACED_DELAY_MS (wrk's delay() has whole-ms resolution)
 # after each response, so a connection sends one request per delay + latency and the rate
 # is set by the number of connections. The wait is 2 ms, or longer at low rates so that
@@ -123,14 +129,13 @@ run_paced() {
   PACED_DELAY_MS=$(awk -v r="$2" 'BEGIN {d = int(8000 / (r > 0 ? r : 1) + 0.999); print (d < 2 ? 2 : d)}')
   conns=$(awk -v r="$2" -v d="$PACED_DELAY_MS" 'BEGIN {c = int(r * d / 1000 + 0.5); print (c < 1 ? 1 : c)}')
   "$3" calibrate; add_delay
-  reached=$(paced_wrk 3 "$conns" "$1" | awk '/^Requests\/sec/ {print $2}')
+  reached=$(wrk_rps "$(paced_wrk 3 "$conns" "$1")")
   conns=$(awk -v c="$conns" -v want="$2" -v got="$reached" 'BEGIN {if (got > 0) c = int(c * want / got + 0.5); print (c < 1 ? 1 : c)}')
   "$3" measure; add_delay
   out=$(paced_wrk "$DURATION" "$conns" "$1")
-  HALF_RPS=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
-  HALF_P99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  HALF_NON2XX=$(awk '/Non-2xx or 3xx responses/ {print $5}' <<<"$out")
-  HALF_NON2XX=${HALF_NON2XX:-0}
+  HALF_RPS=$(printf '%.0f' "$(wrk_rps "$out")")
+  HALF_P99=$(wrk_pct "$out" 99%)
+  HALF_NON2XX=$(wrk_non2xx "$out")
 }
 
 # The credential cache's hit rate over the run, from the server's /metrics.
@@ -148,11 +153,10 @@ run_wrk() {
   ticks0=$(cpu_ticks)
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/req.lua" "http://$ADDR$1")
   ticks1=$(cpu_ticks)
-  RPS=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  P50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-  P99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  NON2XX=$(awk '/Non-2xx or 3xx responses/ {print $5}' <<<"$out")
-  NON2XX=${NON2XX:-0}
+  RPS=$(wrk_rps "$out")
+  P50=$(wrk_pct "$out" 50%)
+  P99=$(wrk_pct "$out" 99%)
+  NON2XX=$(wrk_non2xx "$out")
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   CPU_US=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v r="$requests" 'BEGIN {printf "%.0f", t / hz * 1e6 / r}')
 }

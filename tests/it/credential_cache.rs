@@ -6,9 +6,10 @@ use mongodb::bson::doc;
 
 use crate::auth_server::AuthServer;
 use crate::common::{base_yaml, basic, with_keys, KeyKind, Keys, ADMIN_HASH, TEST_HASH};
+use crate::observability::metric;
+use crate::reload::{replace_file, wait_for_reloads};
 use crate::support::http::http_get;
 use crate::support::mongo::Mongo;
-use crate::support::ports::{wait_until, Probe};
 
 fn config(keys: &Keys, admin_hash: &str, extra: &str) -> String {
     let yaml = format!(
@@ -25,30 +26,15 @@ fn login(server: &AuthServer, user: &str, password: &str) -> u16 {
 /// (hits, misses) so far.
 fn cache_counts(server: &AuthServer) -> (u64, u64) {
     let text = http_get(&server.addr, "/metrics", &[]).unwrap().body_text();
-    let count = |result: &str| {
-        let prefix = format!("registry_auth_credential_cache_total{{result=\"{result}\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
-    };
-    (count("hit").parse().unwrap(), count("miss").parse().unwrap())
+    let count =
+        |result: &str| metric(&text, &format!("registry_auth_credential_cache_total{{result=\"{result}\"}} ")) as u64;
+    (count("hit"), count("miss"))
 }
 
-/// Replaces the config (write and rename, as editors do) and waits for the watcher's
-/// `nth` successful reload.
+/// Replaces the config as editors do and waits for the watcher's `nth` successful reload.
 fn reload(server: &AuthServer, yaml: &str, nth: u64) {
-    let path = server.dir.path().join("auth_config.yml");
-    let tmp = server.dir.path().join(".auth_config.yml.new");
-    std::fs::write(&tmp, yaml.replace("@ADDR@", &server.addr)).unwrap();
-    std::fs::rename(&tmp, &path).unwrap();
-    let addr = server.addr.clone();
-    let prefix = "registry_auth_config_reloads_total{result=\"ok\"} ";
-    wait_until("the reload", std::time::Duration::from_secs(15), || {
-        let text = http_get(&addr, "/metrics", &[]).map(|r| r.body_text()).unwrap_or_default();
-        match text.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|n| n.parse::<u64>().ok()) {
-            Some(n) if n >= nth => Probe::Ready(()),
-            _ => Probe::NotYet(format!("fewer than {nth} reloads")),
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", server.process.stderr()));
+    replace_file(&server.dir.path().join("auth_config.yml"), &yaml.replace("@ADDR@", &server.addr));
+    wait_for_reloads(&server.addr, "ok", nth, || server.process.stderr());
 }
 
 #[test]

@@ -13,7 +13,7 @@ fn config(keys: &Keys) -> String {
     with_keys(&yaml, keys)
 }
 
-fn metric(text: &str, line_start: &str) -> f64 {
+pub fn metric(text: &str, line_start: &str) -> f64 {
     let line = text.lines().find(|l| l.starts_with(line_start)).unwrap_or_else(|| panic!("no {line_start} in\n{text}"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }

@@ -48,7 +48,7 @@ fn reloads(addr: &str, result: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap().parse().unwrap()
 }
 
-fn wait_for_reloads(addr: &str, result: &str, at_least: u64, log: impl Fn() -> String) {
+pub fn wait_for_reloads(addr: &str, result: &str, at_least: u64, log: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while reloads(addr, result) < at_least {
         assert!(Instant::now() < deadline, "no {result} reload #{at_least}:\n{}", log());
@@ -57,7 +57,7 @@ fn wait_for_reloads(addr: &str, result: &str, at_least: u64, log: impl Fn() -> S
 }
 
 /// Writes `contents` to a temp file beside `path` and renames it over `path`.
-fn replace_file(path: &Path, contents: &str) {
+pub fn replace_file(path: &Path, contents: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).unwrap();
     std::fs::rename(&tmp, path).unwrap();
