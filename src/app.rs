@@ -3,12 +3,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::acme::Acme;
 use crate::authn::ext::ExtAuth;
 use crate::authn::ldap::LdapAuth;
 use crate::authn::mongo::MongoAuth;
 use crate::authn::password::PasswordVerifier;
 use crate::authn::static_users::StaticUsers;
 use crate::authn::{Authenticator, AuthnChain};
+use crate::authz::casbin::CasbinAuthz;
 use crate::authz::ext::ExtAuthz;
 use crate::authz::mongo_acl::AclMongo;
 use crate::authz::{Authorizer, AuthzChain};
@@ -22,16 +24,16 @@ use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 pub struct Built {
     pub state: AppState,
     pub tls: Option<rustls::ServerConfig>,
+    /// With `server.letsencrypt`: the task that obtains and renews the certificate `tls`
+    /// serves; `serve` runs it, `check-config` and reload only build it.
+    pub acme: Option<Acme>,
     pub warnings: Vec<Diagnostic>,
 }
 
 /// Loads keys and certificates and assembles the chains. Errors name the config key.
 pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     let mut diags = Diagnostics::default();
-    let tls = match (&config.server.certificate, &config.server.key) {
-        (Some(cert), Some(key)) => crate::tls::server_tls(&config.server, cert, key, &mut diags),
-        _ => None,
-    };
+    let (tls, acme) = listener_tls(config, &mut diags);
     let key = signing_key(config, &mut diags);
     let mut clients = Clients::default();
     let authn = authn_chain(config, &mut clients, &mut diags);
@@ -55,7 +57,23 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         hsts: config.server.hsts,
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
     };
-    Ok(Built { state, tls, warnings: diags.warnings })
+    Ok(Built { state, tls, acme, warnings: diags.warnings })
+}
+
+/// HTTPS from the certificate pair, or from the ACME CA of `server.letsencrypt`.
+fn listener_tls(config: &Config, diags: &mut Diagnostics) -> (Option<rustls::ServerConfig>, Option<Acme>) {
+    let server = &config.server;
+    if let (Some(cert), Some(key)) = (&server.certificate, &server.key) {
+        return (crate::tls::server_tls(server, cert, key, diags), None);
+    }
+    let Some(le) = &server.letsencrypt else { return (None, None) };
+    match Acme::prepare(le) {
+        Ok(acme) => (crate::tls::acme_server_tls(server, acme.resolver(), diags), Some(acme)),
+        Err((key, e)) => {
+            diags.error(format!("server.letsencrypt.{key}"), le.line, e);
+            (None, None)
+        }
+    }
 }
 
 /// The token pair, or the server's TLS pair when the token section names none (§2.4).
@@ -159,6 +177,17 @@ fn authz_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
     }
     if let Some(ext) = &config.backends.ext_authz {
         backends.push(Arc::new(ExtAuthz::new(ext)));
+    }
+    if let Some(casbin) = &config.backends.casbin_authz {
+        match CasbinAuthz::load(casbin) {
+            Ok(authz) => backends.push(Arc::new(authz)),
+            Err(e) => {
+                diags
+                    .error(format!("casbin_authz.{}", e.key), casbin.line, e.message)
+                    .hint("see docker_auth's examples/casbin_authz_model.conf and casbin_authz_policy.csv for the expected shape");
+                return None;
+            }
+        }
     }
     Some(AuthzChain::new(backends))
 }

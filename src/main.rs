@@ -69,6 +69,9 @@ fn serve(path: &Path) -> ExitCode {
         if let Err(e) = reload::spawn_sighup(reloader) {
             tracing::warn!("cannot handle SIGHUP ({e}); config changes need a restart");
         }
+        if let Some(acme) = built.acme {
+            actix_web::rt::spawn(acme.run());
+        }
         server::run(&config.server, built.tls, handle).await
     });
     match result {

@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use super::diag::Diagnostics;
+use super::letsencrypt::LetsEncryptConfig;
 use super::reader::{parse_go_int, Section};
 use super::yaml::Node;
 
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub tls_cipher_suites: Vec<String>,
     /// Line of each TLS list, so that build-time errors can still point into the file.
     pub tls_lines: TlsLines,
+    /// The listener's certificate from an ACME CA; only without `certificate`/`key`.
+    pub letsencrypt: Option<LetsEncryptConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,24 +106,36 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<ServerCon
             .error("server.tls_cipher_suites", tls_lines.cipher_suites, "TLS 1.3 ciphersuites are not configurable")
             .hint("remove tls_cipher_suites, or lower tls_min_version to TLS12");
     }
-    if let Some(le) = s.node("letsencrypt") {
-        diags
-            .error("server.letsencrypt", le.line, "server.letsencrypt is not supported by registry-auth")
-            .hint("use server.certificate and server.key (registry-auth can generate a self-signed pair), or terminate TLS at a proxy");
-    }
+    let certificate = s.string("certificate", diags).filter(|p| !p.is_empty()).map(PathBuf::from);
+    let key = s.string("key", diags).filter(|p| !p.is_empty()).map(PathBuf::from);
+    let letsencrypt = match (s.node("letsencrypt"), &certificate, &key) {
+        (Some(le), Some(_), Some(_)) => {
+            // docker_auth uses Let's Encrypt only without a certificate pair.
+            diags
+                .warn(
+                    "server.letsencrypt",
+                    le.line,
+                    "server.letsencrypt is ignored: server.certificate and server.key are set",
+                )
+                .hint("remove certificate and key to get the certificate from the ACME server, or remove letsencrypt");
+            None
+        }
+        _ => super::letsencrypt::read(&mut s, diags),
+    };
     let config = ServerConfig {
         addr,
         net,
         path_prefix,
         real_ip_header: s.string("real_ip_header", diags).filter(|h| !h.is_empty()),
         real_ip_pos: s.int("real_ip_pos", diags).unwrap_or(0),
-        certificate: s.string("certificate", diags).filter(|p| !p.is_empty()).map(PathBuf::from),
-        key: s.string("key", diags).filter(|p| !p.is_empty()).map(PathBuf::from),
+        certificate,
+        key,
         hsts: s.bool("hsts", diags).unwrap_or(false),
         tls_min_version,
         tls_curve_preferences,
         tls_cipher_suites,
         tls_lines,
+        letsencrypt,
     };
     s.warn_unknown(KNOWN, diags);
     Some(config)

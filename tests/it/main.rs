@@ -2,6 +2,7 @@
 //! CLI on the real binary, LDAP against a real slapd, and end-to-end runs against the real
 //! registry and skopeo.
 mod auth_server;
+mod casbin;
 mod cli;
 mod common;
 mod config_load;
@@ -13,6 +14,7 @@ mod ext;
 mod fuzz;
 mod http_contract;
 mod ldap;
+mod letsencrypt;
 mod mongo;
 mod observability;
 mod ops;
