@@ -21,12 +21,15 @@ const HOST: &str = "registry-auth.test";
 struct Setup {
     keys: Keys,
     cache: tempfile::TempDir,
+    /// Holds the config files.
+    dir: tempfile::TempDir,
     port: u16,
 }
 
 impl Setup {
     fn new() -> Setup {
-        Setup { keys: Keys::new(KeyKind::EcP256), cache: temp_dir("acme-cache"), port: free_port() }
+        let (cache, dir) = (temp_dir("acme-cache"), temp_dir("acme-config"));
+        Setup { keys: Keys::new(KeyKind::EcP256), cache, dir, port: free_port() }
     }
 
     fn addr(&self) -> String {
@@ -54,10 +57,10 @@ acl: []
             cert = self.keys.cert,
             key = self.keys.key,
         );
-        let dir = self.cache.path().parent().unwrap().join(format!("{}-config.yml", self.port));
-        std::fs::write(&dir, yaml).unwrap();
+        let path = self.dir.path().join("auth_config.yml");
+        std::fs::write(&path, yaml).unwrap();
         let mut command = Command::new(binary());
-        command.arg(&dir).env("RUST_LOG", "info");
+        command.arg(&path).env("RUST_LOG", "info");
         ChildGuard::spawn_in_temp_dir("registry-auth", command)
     }
 
