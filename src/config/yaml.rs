@@ -3,8 +3,9 @@
 //! small tree of [`Node`]s that remember their line, so every config error can name one.
 //!
 //! docker_auth reads YAML with gopkg.in/yaml.v2, so this loader keeps its habits:
-//! a duplicate key's last value wins, and scalars keep their style so that the typed
-//! layer can apply YAML 1.1 booleans (`yes`, `on`) to plain scalars only.
+//! a duplicate key's last value wins, scalars keep their style so that the typed
+//! layer can apply YAML 1.1 booleans (`yes`, `on`) to plain scalars only, and YAML 1.1
+//! merge keys (`<<: *anchor`, `<<: [*a, *b]`) are applied (see [`apply_merges`]).
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -52,8 +53,21 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
 }
 
 enum Frame {
-    Seq { line: usize, anchor: usize, items: Vec<Node> },
-    Map { line: usize, anchor: usize, entries: Vec<(String, Node)>, pending_key: Option<(String, usize)> },
+    Seq {
+        line: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        line: usize,
+        anchor: usize,
+        entries: Vec<(String, Node)>,
+        pending_key: Option<(String, usize)>,
+        /// Values of plain `<<` keys, in document order, applied when the mapping closes.
+        merges: Vec<Node>,
+        /// The pending key is a plain `<<` (a quoted "<<" is an ordinary key).
+        pending_merge: bool,
+    },
 }
 
 #[derive(Default)]
@@ -78,20 +92,26 @@ impl TreeBuilder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+            Some(Frame::Map { entries, pending_key, merges, pending_merge, .. }) => match pending_key.take() {
                 None => match node.kind {
-                    NodeKind::Scalar { text, .. } => *pending_key = Some((text, node.line)),
+                    NodeKind::Scalar { text, plain } => {
+                        *pending_merge = plain && text == MERGE_KEY;
+                        *pending_key = Some((text, node.line))
+                    }
                     NodeKind::Null => *pending_key = Some((String::new(), node.line)),
                     _ => {
                         let line = node.line;
                         self.fail(line, "a mapping key must be a plain value, not a list or map");
                     }
                 },
+                Some(_) if std::mem::take(pending_merge) => merges.push(node),
                 Some((key, key_line)) => {
-                    // A block list or mapping starts on the line after its key; errors about
-                    // it read better pointing at the key.
+                    // A block list or mapping starts on the line after its key, and an empty
+                    // value is reported at the next token; errors read better at the key.
                     let node = match node.kind {
-                        NodeKind::Seq(_) | NodeKind::Map(_) => Node { line: key_line.min(node.line), ..node },
+                        NodeKind::Seq(_) | NodeKind::Map(_) | NodeKind::Null => {
+                            Node { line: key_line.min(node.line), ..node }
+                        }
                         _ => node,
                     };
                     insert_last_wins(entries, key, node)
@@ -104,10 +124,47 @@ impl TreeBuilder {
         let Some(frame) = self.stack.pop() else { return };
         let (node, anchor) = match frame {
             Frame::Seq { line, anchor, items } => (Node { line, kind: NodeKind::Seq(items) }, anchor),
-            Frame::Map { line, anchor, entries, .. } => (Node { line, kind: NodeKind::Map(entries) }, anchor),
+            Frame::Map { line, anchor, entries, merges, .. } => match apply_merges(entries, merges) {
+                Ok(entries) => (Node { line, kind: NodeKind::Map(entries) }, anchor),
+                Err(bad_line) => {
+                    self.fail(bad_line, "a merge key (<<) needs a mapping or a list of mappings as its value");
+                    (Node { line, kind: NodeKind::Map(Vec::new()) }, anchor)
+                }
+            },
         };
         self.push_value(node, anchor);
     }
+}
+
+/// The YAML 1.1 merge key (https://yaml.org/type/merge.html), as yaml.v2 resolves it.
+const MERGE_KEY: &str = "<<";
+
+/// Applies a mapping's `<<` values: their keys are added where absent, so keys written in
+/// the mapping always win, and in `<<: [*a, *b]` an earlier source wins over a later one
+/// (the YAML 1.1 rule). Merged keys follow the mapping's own keys. `Err` carries the line
+/// of a merge value that is not a mapping or a list of mappings.
+fn apply_merges(mut entries: Vec<(String, Node)>, merges: Vec<Node>) -> Result<Vec<(String, Node)>, usize> {
+    let mut sources = Vec::new();
+    for merge in merges {
+        match merge.kind {
+            NodeKind::Map(map) => sources.push(map),
+            NodeKind::Seq(items) => {
+                for item in items {
+                    match item.kind {
+                        NodeKind::Map(map) => sources.push(map),
+                        _ => return Err(item.line),
+                    }
+                }
+            }
+            _ => return Err(merge.line),
+        }
+    }
+    for (key, node) in sources.into_iter().flatten() {
+        if !entries.iter().any(|(k, _)| *k == key) {
+            entries.push((key, node));
+        }
+    }
+    Ok(entries)
 }
 
 fn insert_last_wins(entries: &mut Vec<(String, Node)>, key: String, node: Node) {
@@ -130,9 +187,14 @@ impl MarkedEventReceiver for TreeBuilder {
         match event {
             Event::Scalar(text, style, anchor, _tag) => self.push_value(scalar_node(text, style, line), anchor),
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, items: Vec::new() }),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), pending_key: None })
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                line,
+                anchor,
+                entries: Vec::new(),
+                pending_key: None,
+                merges: Vec::new(),
+                pending_merge: false,
+            }),
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => self.push_value(Node { line, ..node }, 0),
@@ -209,5 +271,92 @@ mod tests {
     fn empty_document_is_null() {
         assert_eq!(parse("").unwrap().kind, NodeKind::Null);
         assert_eq!(parse("# only a comment\n").unwrap().kind, NodeKind::Null);
+    }
+
+    fn scalar(node: &Node) -> &str {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } => text,
+            other => panic!("not a scalar: {other:?}"),
+        }
+    }
+
+    fn keys_and_values(node: &Node) -> Vec<(&str, &str)> {
+        map(node).iter().map(|(k, v)| (k.as_str(), scalar(v))).collect()
+    }
+
+    #[test]
+    fn merge_keys_add_absent_keys_and_explicit_keys_win() {
+        let root = parse(
+            "base: &b {a: 1, b: 2}
+x:
+  b: 3
+  <<: *b
+  c: 4
+",
+        )
+        .unwrap();
+        assert_eq!(keys_and_values(&map(&root)[1].1), [("b", "3"), ("c", "4"), ("a", "1")]);
+    }
+
+    #[test]
+    fn merge_lists_let_earlier_sources_win() {
+        let root = parse(
+            "a: &a {k: a, only_a: 1}
+b: &b {k: b, only_b: 2}
+x: {<<: [*a, *b]}
+y: {<<: [*b, *a]}
+",
+        )
+        .unwrap();
+        let entries = map(&root);
+        assert_eq!(keys_and_values(&entries[2].1), [("k", "a"), ("only_a", "1"), ("only_b", "2")]);
+        assert_eq!(keys_and_values(&entries[3].1), [("k", "b"), ("only_b", "2"), ("only_a", "1")]);
+    }
+
+    #[test]
+    fn merges_nest_and_inline_maps_merge_too() {
+        let root = parse(
+            "a: &a {k: 1}
+b: &b {<<: *a, j: 2}
+c: {<<: *b}
+d: {<<: {z: 9}}
+",
+        )
+        .unwrap();
+        let entries = map(&root);
+        assert_eq!(keys_and_values(&entries[2].1), [("j", "2"), ("k", "1")]);
+        assert_eq!(keys_and_values(&entries[3].1), [("z", "9")]);
+    }
+
+    #[test]
+    fn quoted_merge_key_is_an_ordinary_key() {
+        let root = parse(
+            "a: &a {k: 1}
+b: {\"<<\": x}
+",
+        )
+        .unwrap();
+        assert_eq!(keys_and_values(&map(&root)[1].1), [("<<", "x")]);
+    }
+
+    #[test]
+    fn merge_of_a_scalar_is_an_error_with_its_line() {
+        let err = parse(
+            "a: 1
+b:
+  <<: text
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.message.contains("merge key"), "{err}");
+        let err = parse(
+            "a: &a [1]
+b:
+  <<: [*a]
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
     }
 }
