@@ -270,3 +270,38 @@ fn key_rotation_under_pulls_registry_2_8_2_bundle_and_x5c() {
 fn key_rotation_under_pulls_registry_3_1_1_jwks() {
     rotate_under_load(Version::V3_1_1, Trust::Jwks);
 }
+
+/// A verification certificate that cannot be read stops check-config (and serve) with its
+/// path; one that holds the signing key itself is a warning; `jwks` and `bundle` list each
+/// key once, the signing one first.
+#[test]
+fn verification_certificates_are_checked_and_published_once_each() {
+    let dir = temp_dir("verification-certs");
+    let (cert, key) = gen_cert(dir.path(), "signing");
+    let (next, _) = gen_cert(dir.path(), "next");
+    let path = dir.path().join("auth_config.yml");
+    let missing = dir.path().join("missing.pem");
+    std::fs::write(&path, config(&cert, &key, &[&missing], Trust::Bundle)).unwrap();
+    let (code, stdout, _) = run_cli(&["check-config"], &path);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("(at token.verification_certificates[0], line 3)") && stdout.contains("missing.pem"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run_cli(&["jwks"], &path);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("missing.pem"), "{stderr}");
+
+    std::fs::write(&path, config(&cert, &key, &[&cert, &next], Trust::Bundle)).unwrap();
+    let (code, stdout, _) = run_cli(&["check-config"], &path);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("signing.pem holds the signing key itself"), "{stdout}");
+    let (_, jwks, _) = run_cli(&["jwks"], &path);
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    let (_, bundle, _) = run_cli(&["bundle"], &path);
+    let signing = std::fs::read_to_string(&cert).unwrap();
+    assert_eq!(bundle.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+    assert!(bundle.starts_with(signing.trim_end()), "the signing certificate first:\n{bundle}");
+}
