@@ -13,17 +13,23 @@ pub const PERIOD: Duration = Duration::from_secs(3600);
 
 /// Checks now and then every `period` until the runtime stops. Call inside the runtime.
 pub fn spawn(handle: Arc<StateHandle>, period: Duration) {
-    actix_web::rt::spawn(async move {
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let not_after = handle.current().service.issuer.key().not_after_unix();
-            if let Some(message) = warning(not_after, time::OffsetDateTime::now_utc().unix_timestamp()) {
-                tracing::warn!(event = "signing_certificate_expiry", not_after, "{message}");
-            }
+    let not_after = move || handle.current().service.issuer.key().not_after_unix();
+    actix_web::rt::spawn(watch(period, not_after, |not_after, message| {
+        tracing::warn!(event = "signing_certificate_expiry", not_after, "{message}");
+    }));
+}
+
+/// Reads the expiry at once and then every `period`, reporting each warning; never ends.
+async fn watch(period: Duration, not_after: impl Fn() -> i64, mut report: impl FnMut(i64, String)) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let not_after = not_after();
+        if let Some(message) = warning(not_after, time::OffsetDateTime::now_utc().unix_timestamp()) {
+            report(not_after, message);
         }
-    });
+    }
 }
 
 /// The warning for a certificate valid until `not_after`, seen at `now` (Unix seconds),
@@ -46,6 +52,24 @@ pub fn warning(not_after: i64, now: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The warning repeats every period (here 20 ms instead of an hour); none while far away.
+    #[actix_web::test]
+    async fn repeats_every_period() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut seen = Vec::new();
+        let period = Duration::from_millis(20);
+        let bounded = tokio::time::timeout(
+            Duration::from_millis(300),
+            watch(period, || now + 30 * 3600 + 1800, |_, m| seen.push(m)),
+        );
+        assert!(bounded.await.is_err(), "the watch never ends by itself");
+        assert!(seen.len() >= 2 && seen[0].contains("in 1 days, 6 hours"), "{seen:?}");
+        let mut quiet = Vec::new();
+        let far = now + 365 * 86_400;
+        let _ = tokio::time::timeout(Duration::from_millis(100), watch(period, || far, |_, m| quiet.push(m))).await;
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
 
     #[test]
     fn warns_only_within_thirty_days_and_after_expiry() {
