@@ -13,6 +13,7 @@ mod ext;
 mod fuzz;
 mod http_contract;
 mod ldap;
+mod log_safety;
 mod mongo;
 mod observability;
 mod ops;
