@@ -82,6 +82,16 @@ impl PasswordVerifier {
         }
         Ok(verified)
     }
+
+    /// The decoy verification of an unknown account: bcrypt against a hash nothing matches,
+    /// counted as a cache miss like a wrong password (which can never hit), so that
+    /// `/metrics` does not tell an unknown account from a known one.
+    pub async fn verify_decoy(&self, password: &Secret, hash: Arc<str>) -> Result<bool, AuthnError> {
+        if self.cache.is_some() {
+            metrics::global().credential_cache("miss");
+        }
+        bcrypt_verify(password, hash).await
+    }
 }
 
 /// bcrypt off the async executor (it takes milliseconds on purpose), on the bcrypt pool.
