@@ -11,7 +11,8 @@ pub struct UserEntry {
     /// The bcrypt hash; `None` means docker_auth's "any password is accepted".
     pub password: Option<String>,
     pub labels: Labels,
-    /// Line of `password:` (0 when absent), for findings such as a weak cost.
+    /// Line of `password:`, or of the user's entry when it has none, for findings such as
+    /// a weak cost or a missing password.
     pub password_line: usize,
 }
 
@@ -53,7 +54,7 @@ fn read_user(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UserEnt
     }
     let labels = read_labels(&mut user, diags);
     user.warn_unknown(&["password", "labels"], diags);
-    let password_line = user.node("password").map_or(0, |n| n.line);
+    let password_line = user.node("password").map_or(node.line, |n| n.line);
     Some(UserEntry { password, labels, password_line })
 }
 

@@ -3,8 +3,9 @@
 //! small tree of [`Node`]s that remember their line, so every config error can name one.
 //!
 //! docker_auth reads YAML with gopkg.in/yaml.v2, so this loader keeps its habits:
-//! a duplicate key's last value wins, and scalars keep their style so that the typed
-//! layer can apply YAML 1.1 booleans (`yes`, `on`) to plain scalars only.
+//! a duplicate key's last value wins (each one is reported, see [`DuplicateKey`]), and
+//! scalars keep their style so that the typed layer can apply YAML 1.1 booleans (`yes`,
+//! `on`) to plain scalars only.
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -38,8 +39,31 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// A key written twice in one mapping: the value at `line` replaced the one at `first_line`
+/// (silently in docker_auth: a second `acl:` can undo the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// Config-style path of the key, e.g. `acl` or `users.admin.password`.
+    pub path: String,
+    pub key: String,
+    pub first_line: usize,
+    pub line: usize,
+}
+
+/// A parsed document and the duplicate keys found in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub root: Node,
+    pub duplicates: Vec<DuplicateKey>,
+}
+
 /// Parses one YAML document. An empty document is `Null`.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    parse_document(text).map(|doc| doc.root)
+}
+
+/// [`parse`], keeping the duplicate keys for the config's warnings.
+pub fn parse_document(text: &str) -> Result<Document, YamlError> {
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(text);
     parser
@@ -48,12 +72,24 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     if let Some(error) = builder.error {
         return Err(error);
     }
-    Ok(builder.root.unwrap_or(Node { line: 1, kind: NodeKind::Null }))
+    let root = builder.root.unwrap_or(Node { line: 1, kind: NodeKind::Null });
+    Ok(Document { root, duplicates: builder.duplicates })
 }
 
 enum Frame {
-    Seq { line: usize, anchor: usize, items: Vec<Node> },
-    Map { line: usize, anchor: usize, entries: Vec<(String, Node)>, pending_key: Option<(String, usize)> },
+    Seq {
+        line: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        line: usize,
+        anchor: usize,
+        entries: Vec<(String, Node)>,
+        pending_key: Option<(String, usize)>,
+        /// Keys written in this mapping, with their lines, to report duplicates.
+        written: Vec<(String, usize)>,
+    },
 }
 
 #[derive(Default)]
@@ -62,6 +98,7 @@ struct TreeBuilder {
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     error: Option<YamlError>,
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl TreeBuilder {
@@ -80,8 +117,14 @@ impl TreeBuilder {
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
                 None => match node.kind {
-                    NodeKind::Scalar { text, .. } => *pending_key = Some((text, node.line)),
-                    NodeKind::Null => *pending_key = Some((String::new(), node.line)),
+                    NodeKind::Scalar { text, .. } => {
+                        *pending_key = Some((text, node.line));
+                        self.note_key();
+                    }
+                    NodeKind::Null => {
+                        *pending_key = Some((String::new(), node.line));
+                        self.note_key();
+                    }
                     _ => {
                         let line = node.line;
                         self.fail(line, "a mapping key must be a plain value, not a list or map");
@@ -100,6 +143,41 @@ impl TreeBuilder {
         }
     }
 
+    /// Records the key just read in the innermost mapping; a repeated one is a duplicate.
+    /// Merge keys (`<<`) are not keys of the mapping itself and are left to the merge.
+    fn note_key(&mut self) {
+        let Some(Frame::Map { pending_key: Some((key, line)), written, .. }) = self.stack.last_mut() else { return };
+        if key == "<<" {
+            return;
+        }
+        let (key, line) = (key.clone(), *line);
+        match written.iter().find(|(k, _)| *k == key) {
+            Some((_, first_line)) => {
+                let first_line = *first_line;
+                let path = self.path_to_innermost(&key);
+                self.duplicates.push(DuplicateKey { path, key, first_line, line });
+            }
+            None => written.push((key, line)),
+        }
+    }
+
+    /// The config-style path (`acl[1].match.account`) of `key` in the innermost mapping.
+    fn path_to_innermost(&self, key: &str) -> String {
+        let mut path = String::new();
+        let segments = self.stack.iter().filter_map(|frame| match frame {
+            Frame::Seq { items, .. } => Some(format!("[{}]", items.len())),
+            Frame::Map { pending_key: Some((k, _)), .. } => Some(key_segment(k)),
+            Frame::Map { .. } => None,
+        });
+        for segment in segments.take(self.stack.len().saturating_sub(1)).chain([key_segment(key)]) {
+            if !path.is_empty() && !segment.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(&segment);
+        }
+        path
+    }
+
     fn close(&mut self) {
         let Some(frame) = self.stack.pop() else { return };
         let (node, anchor) = match frame {
@@ -107,6 +185,15 @@ impl TreeBuilder {
             Frame::Map { line, anchor, entries, .. } => (Node { line, kind: NodeKind::Map(entries) }, anchor),
         };
         self.push_value(node, anchor);
+    }
+}
+
+/// Keys with dots, spaces, brackets or nothing at all are quoted, as elsewhere in paths.
+fn key_segment(key: &str) -> String {
+    if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
+        format!("{key:?}")
+    } else {
+        key.to_string()
     }
 }
 
@@ -130,9 +217,13 @@ impl MarkedEventReceiver for TreeBuilder {
         match event {
             Event::Scalar(text, style, anchor, _tag) => self.push_value(scalar_node(text, style, line), anchor),
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, items: Vec::new() }),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), pending_key: None })
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                line,
+                anchor,
+                entries: Vec::new(),
+                pending_key: None,
+                written: Vec::new(),
+            }),
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => self.push_value(Node { line, ..node }, 0),
@@ -170,6 +261,19 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].0, "a");
         assert_eq!(entries[0].1.kind, NodeKind::Scalar { text: "3".into(), plain: true });
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_with_both_lines_and_their_path() {
+        let text = "acl:\n  - match: {account: a, account: b}\n    actions: [pull]\nusers:\n  \"a.b\":\n    password: x\n    password: y\nacl: []\nlist: [{k: 1}, {k: 2, k: 3}]\n";
+        let doc = parse_document(text).unwrap();
+        let found: Vec<(&str, usize, usize)> =
+            doc.duplicates.iter().map(|d| (d.path.as_str(), d.first_line, d.line)).collect();
+        assert_eq!(
+            found,
+            [("acl[0].match.account", 2, 2), ("users.\"a.b\".password", 6, 7), ("acl", 1, 8), ("list[1].k", 9, 9)]
+        );
+        assert!(parse_document("a: 1\nb: {a: 2}\n<<: {c: 1}\n").unwrap().duplicates.is_empty());
     }
 
     #[test]

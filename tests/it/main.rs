@@ -4,6 +4,7 @@
 mod auth_server;
 mod cli;
 mod common;
+mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
