@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use super::diag::Diagnostics;
 use super::reader::{to_string, to_string_list, Section};
-use super::yaml::Node;
+use super::yaml::{Node, NodeKind};
 use crate::request::Labels;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,10 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<
     let mut users = BTreeMap::new();
     for (account, user_node) in section.entries() {
         let path = format!("users.{}", quote_key(account));
+        if user_node.kind == NodeKind::Null {
+            warn_placeholder(account, &path, user_node.line, diags);
+            continue;
+        }
         if let Some(user) = read_user(user_node, &path, diags) {
             users.insert(account.clone(), user);
         }
@@ -39,9 +43,17 @@ fn quote_key(key: &str) -> String {
     }
 }
 
+/// `"bob":` (or `~`, `null`) is a nil entry to docker_auth: an unknown user, so the next
+/// authenticator is asked. Only `"bob": {}` is a user who accepts any password.
+fn warn_placeholder(account: &str, path: &str, line: usize, diags: &mut Diagnostics) {
+    diags
+        .warn(path, line, format!("user {account:?} has no value, so it is an unknown user (no login as {account:?} here)"))
+        .hint(format!(
+            "give it a password: {account:?}: {{password: \"<bcrypt hash>\"}}, or write {{}} to accept any password, or remove it"
+        ));
+}
+
 fn read_user(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UserEntry> {
-    let empty = Node { line: node.line, kind: super::yaml::NodeKind::Map(Vec::new()) };
-    let node = if node.kind == super::yaml::NodeKind::Null { &empty } else { node };
     let mut user = Section::of(node, path, diags)?;
     let password = match user.node("password") {
         Some(hash) => to_string(hash, &user.child_path("password"), diags),

@@ -3,9 +3,10 @@
 //! small tree of [`Node`]s that remember their line, so every config error can name one.
 //!
 //! docker_auth reads YAML with gopkg.in/yaml.v2, so this loader keeps its habits:
-//! a duplicate key's last value wins (each one is reported, see [`DuplicateKey`]), and
+//! a duplicate key's last value wins (each one is reported, see [`DuplicateKey`]),
 //! scalars keep their style so that the typed layer can apply YAML 1.1 booleans (`yes`,
-//! `on`) to plain scalars only.
+//! `on`) to plain scalars only, and YAML 1.1 merge keys (`<<: *anchor`, `<<: [*a, *b]`)
+//! are applied (see [`apply_merges`]); merged keys are not duplicates.
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -87,6 +88,10 @@ enum Frame {
         anchor: usize,
         entries: Vec<(String, Node)>,
         pending_key: Option<(String, usize)>,
+        /// Values of plain `<<` keys, in document order, applied when the mapping closes.
+        merges: Vec<Node>,
+        /// The pending key is a plain `<<` (a quoted "<<" is an ordinary key).
+        pending_merge: bool,
         /// Keys written in this mapping, with their lines, to report duplicates.
         written: Vec<(String, usize)>,
     },
@@ -115,9 +120,10 @@ impl TreeBuilder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+            Some(Frame::Map { entries, pending_key, merges, pending_merge, .. }) => match pending_key.take() {
                 None => match node.kind {
-                    NodeKind::Scalar { text, .. } => {
+                    NodeKind::Scalar { text, plain } => {
+                        *pending_merge = plain && text == MERGE_KEY;
                         *pending_key = Some((text, node.line));
                         self.note_key();
                     }
@@ -130,11 +136,14 @@ impl TreeBuilder {
                         self.fail(line, "a mapping key must be a plain value, not a list or map");
                     }
                 },
+                Some(_) if std::mem::take(pending_merge) => merges.push(node),
                 Some((key, key_line)) => {
-                    // A block list or mapping starts on the line after its key; errors about
-                    // it read better pointing at the key.
+                    // A block list or mapping starts on the line after its key, and an empty
+                    // value is reported at the next token; errors read better at the key.
                     let node = match node.kind {
-                        NodeKind::Seq(_) | NodeKind::Map(_) => Node { line: key_line.min(node.line), ..node },
+                        NodeKind::Seq(_) | NodeKind::Map(_) | NodeKind::Null => {
+                            Node { line: key_line.min(node.line), ..node }
+                        }
                         _ => node,
                     };
                     insert_last_wins(entries, key, node)
@@ -144,10 +153,14 @@ impl TreeBuilder {
     }
 
     /// Records the key just read in the innermost mapping; a repeated one is a duplicate.
-    /// Merge keys (`<<`) are not keys of the mapping itself and are left to the merge.
+    /// Plain merge keys (`<<`, any number of them) are not keys of the mapping itself, and
+    /// merged keys never replace written ones, so neither is reported.
     fn note_key(&mut self) {
-        let Some(Frame::Map { pending_key: Some((key, line)), written, .. }) = self.stack.last_mut() else { return };
-        if key == "<<" {
+        let Some(Frame::Map { pending_key: Some((key, line)), written, pending_merge, .. }) = self.stack.last_mut()
+        else {
+            return;
+        };
+        if *pending_merge {
             return;
         }
         let (key, line) = (key.clone(), *line);
@@ -182,7 +195,13 @@ impl TreeBuilder {
         let Some(frame) = self.stack.pop() else { return };
         let (node, anchor) = match frame {
             Frame::Seq { line, anchor, items } => (Node { line, kind: NodeKind::Seq(items) }, anchor),
-            Frame::Map { line, anchor, entries, .. } => (Node { line, kind: NodeKind::Map(entries) }, anchor),
+            Frame::Map { line, anchor, entries, merges, .. } => match apply_merges(entries, merges) {
+                Ok(entries) => (Node { line, kind: NodeKind::Map(entries) }, anchor),
+                Err(bad_line) => {
+                    self.fail(bad_line, "a merge key (<<) needs a mapping or a list of mappings as its value");
+                    (Node { line, kind: NodeKind::Map(Vec::new()) }, anchor)
+                }
+            },
         };
         self.push_value(node, anchor);
     }
@@ -195,6 +214,37 @@ fn key_segment(key: &str) -> String {
     } else {
         key.to_string()
     }
+}
+
+/// The YAML 1.1 merge key (https://yaml.org/type/merge.html), as yaml.v2 resolves it.
+const MERGE_KEY: &str = "<<";
+
+/// Applies a mapping's `<<` values: their keys are added where absent, so keys written in
+/// the mapping always win, and in `<<: [*a, *b]` an earlier source wins over a later one
+/// (the YAML 1.1 rule). Merged keys follow the mapping's own keys. `Err` carries the line
+/// of a merge value that is not a mapping or a list of mappings.
+fn apply_merges(mut entries: Vec<(String, Node)>, merges: Vec<Node>) -> Result<Vec<(String, Node)>, usize> {
+    let mut sources = Vec::new();
+    for merge in merges {
+        match merge.kind {
+            NodeKind::Map(map) => sources.push(map),
+            NodeKind::Seq(items) => {
+                for item in items {
+                    match item.kind {
+                        NodeKind::Map(map) => sources.push(map),
+                        _ => return Err(item.line),
+                    }
+                }
+            }
+            _ => return Err(merge.line),
+        }
+    }
+    for (key, node) in sources.into_iter().flatten() {
+        if !entries.iter().any(|(k, _)| *k == key) {
+            entries.push((key, node));
+        }
+    }
+    Ok(entries)
 }
 
 fn insert_last_wins(entries: &mut Vec<(String, Node)>, key: String, node: Node) {
@@ -222,6 +272,8 @@ impl MarkedEventReceiver for TreeBuilder {
                 anchor,
                 entries: Vec::new(),
                 pending_key: None,
+                merges: Vec::new(),
+                pending_merge: false,
                 written: Vec::new(),
             }),
             Event::SequenceEnd | Event::MappingEnd => self.close(),
@@ -274,6 +326,10 @@ mod tests {
             [("acl[0].match.account", 2, 2), ("users.\"a.b\".password", 6, 7), ("acl", 1, 8), ("list[1].k", 9, 9)]
         );
         assert!(parse_document("a: 1\nb: {a: 2}\n<<: {c: 1}\n").unwrap().duplicates.is_empty());
+        let merges = "base: &b {x: 1}\nm:\n  <<: *b\n  x: 2\n  <<: {y: 1}\n";
+        assert!(parse_document(merges).unwrap().duplicates.is_empty(), "merge keys and merged keys");
+        let quoted = parse_document("'<<': 1\n\"<<\": 2\n").unwrap();
+        assert_eq!(quoted.duplicates.len(), 1, "a quoted << is an ordinary key");
     }
 
     #[test]
@@ -313,5 +369,92 @@ mod tests {
     fn empty_document_is_null() {
         assert_eq!(parse("").unwrap().kind, NodeKind::Null);
         assert_eq!(parse("# only a comment\n").unwrap().kind, NodeKind::Null);
+    }
+
+    fn scalar(node: &Node) -> &str {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } => text,
+            other => panic!("not a scalar: {other:?}"),
+        }
+    }
+
+    fn keys_and_values(node: &Node) -> Vec<(&str, &str)> {
+        map(node).iter().map(|(k, v)| (k.as_str(), scalar(v))).collect()
+    }
+
+    #[test]
+    fn merge_keys_add_absent_keys_and_explicit_keys_win() {
+        let root = parse(
+            "base: &b {a: 1, b: 2}
+x:
+  b: 3
+  <<: *b
+  c: 4
+",
+        )
+        .unwrap();
+        assert_eq!(keys_and_values(&map(&root)[1].1), [("b", "3"), ("c", "4"), ("a", "1")]);
+    }
+
+    #[test]
+    fn merge_lists_let_earlier_sources_win() {
+        let root = parse(
+            "a: &a {k: a, only_a: 1}
+b: &b {k: b, only_b: 2}
+x: {<<: [*a, *b]}
+y: {<<: [*b, *a]}
+",
+        )
+        .unwrap();
+        let entries = map(&root);
+        assert_eq!(keys_and_values(&entries[2].1), [("k", "a"), ("only_a", "1"), ("only_b", "2")]);
+        assert_eq!(keys_and_values(&entries[3].1), [("k", "b"), ("only_b", "2"), ("only_a", "1")]);
+    }
+
+    #[test]
+    fn merges_nest_and_inline_maps_merge_too() {
+        let root = parse(
+            "a: &a {k: 1}
+b: &b {<<: *a, j: 2}
+c: {<<: *b}
+d: {<<: {z: 9}}
+",
+        )
+        .unwrap();
+        let entries = map(&root);
+        assert_eq!(keys_and_values(&entries[2].1), [("j", "2"), ("k", "1")]);
+        assert_eq!(keys_and_values(&entries[3].1), [("z", "9")]);
+    }
+
+    #[test]
+    fn quoted_merge_key_is_an_ordinary_key() {
+        let root = parse(
+            "a: &a {k: 1}
+b: {\"<<\": x}
+",
+        )
+        .unwrap();
+        assert_eq!(keys_and_values(&map(&root)[1].1), [("<<", "x")]);
+    }
+
+    #[test]
+    fn merge_of_a_scalar_is_an_error_with_its_line() {
+        let err = parse(
+            "a: 1
+b:
+  <<: text
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.message.contains("merge key"), "{err}");
+        let err = parse(
+            "a: &a [1]
+b:
+  <<: [*a]
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
     }
 }

@@ -8,6 +8,7 @@ mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
+mod drop_in;
 mod e2e;
 mod explain;
 mod ext;
