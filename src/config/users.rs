@@ -22,7 +22,7 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<
     let mut section = Section::of(node, "users", diags)?;
     let mut users = BTreeMap::new();
     for (account, user_node) in section.entries() {
-        let path = format!("users.{}", quote_key(account));
+        let path = format!("users.{}", super::yaml::key_segment(account));
         if user_node.kind == NodeKind::Null {
             warn_placeholder(account, &path, user_node.line, diags);
             continue;
@@ -32,15 +32,6 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<
         }
     }
     Some(users)
-}
-
-/// Keys with dots or an empty name are shown quoted so the path stays readable.
-fn quote_key(key: &str) -> String {
-    if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
-        format!("{key:?}")
-    } else {
-        key.to_string()
-    }
 }
 
 /// `"bob":` (or `~`, `null`) is a nil entry to docker_auth: an unknown user, so the next

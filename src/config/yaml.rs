@@ -207,8 +207,9 @@ impl TreeBuilder {
     }
 }
 
-/// Keys with dots, spaces, brackets or nothing at all are quoted, as elsewhere in paths.
-fn key_segment(key: &str) -> String {
+/// A mapping key as one segment of a config path (`users."a.b".password`): keys with
+/// dots, spaces, brackets or nothing at all are quoted so the path stays readable.
+pub fn key_segment(key: &str) -> String {
     if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
         format!("{key:?}")
     } else {

@@ -3,15 +3,13 @@
 //! match more names than the one they spell. Each finding names the line and the fix.
 use regex_syntax::hir::Look;
 
-use crate::authz::acl::{AclEntrySpec, MatchSpec};
-use crate::authz::pattern::{go_regex, Pattern};
+use crate::authz::acl::{AclEntrySpec, MatchSpec, VAR_KEYS};
+use crate::authz::pattern::{go_regex, regex_body, Pattern};
 use crate::config::{AclSource, Config, Diagnostics};
 use crate::request::Labels;
 
 /// Actions that change the registry; anonymous clients should not have them.
 const WRITE_ACTIONS: &[&str] = &["push", "delete", "*"];
-/// The placeholders an account pattern may use, in the order of [`Pattern::is_match`]'s slots.
-const VAR_KEYS: [&str; 4] = ["${account}", "${type}", "${name}", "${service}"];
 
 /// Every finding of this module.
 pub fn check(config: &Config, diags: &mut Diagnostics) {
@@ -110,9 +108,7 @@ fn matches_every_anonymous_request(spec: &MatchSpec) -> bool {
 fn unanchored_account_regexes(acl: &AclSource, diags: &mut Diagnostics) {
     for (index, entry) in acl.entries.iter().enumerate() {
         let Some(raw) = &entry.matcher.account else { continue };
-        let Some(body) = raw.strip_prefix('/').and_then(|r| r.strip_suffix('/')).filter(|b| !b.is_empty()) else {
-            continue;
-        };
+        let Some(body) = regex_body(raw) else { continue };
         if matches!(body, ".*" | ".+") {
             continue;
         }
