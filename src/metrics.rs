@@ -97,8 +97,8 @@ impl Metrics {
         self.with(|m| *m.reloads.entry(result).or_default() += 1);
     }
 
-    /// One password check against a stored hash: `hit` (verified login remembered) or
-    /// `miss` (bcrypt ran).
+    /// One verified login against a stored hash: `hit` (remembered, bcrypt skipped) or
+    /// `miss` (bcrypt ran). Refused logins are not counted.
     pub fn credential_cache(&self, result: &'static str) {
         self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
     }
@@ -150,7 +150,7 @@ impl Metrics {
             counter(
                 &mut out,
                 "registry_auth_credential_cache_total",
-                "Password checks against a stored hash: hit (verified login remembered) or miss (bcrypt ran).",
+                "Verified logins against a stored hash: hit (remembered, bcrypt skipped) or miss (bcrypt ran); refused logins are not counted.",
                 &["result"],
                 &labelled(&cache, |result| vec![result.to_string()]),
             );
