@@ -19,6 +19,10 @@ pub struct TokenConfig {
     pub line: usize,
 }
 
+/// Tokens cannot be revoked: a leaked one works until it expires, so more than a day is
+/// reported (at start-up and by `check-config`).
+pub const MAX_SENSIBLE_EXPIRATION: u64 = 24 * 3600;
+
 const KNOWN: &[&str] =
     &["issuer", "expiration", "certificate", "key", "disable_legacy_key_id", "x5c", "verification_certificates"];
 
@@ -62,6 +66,9 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConf
             None
         }
     };
+    if let Some(seconds) = positive {
+        warn_long_lifetime(seconds, t.node("expiration").map_or(t.line, |n| n.line), diags);
+    }
     let config = TokenConfig {
         issuer,
         expiration: positive.unwrap_or(0),
@@ -74,6 +81,21 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConf
     };
     t.warn_unknown(KNOWN, diags);
     Some(config)
+}
+
+fn warn_long_lifetime(seconds: u64, line: usize, diags: &mut Diagnostics) {
+    if seconds > MAX_SENSIBLE_EXPIRATION {
+        diags
+            .warn(
+                "token.expiration",
+                line,
+                format!(
+                    "token.expiration is {seconds} s ({:.1} h): a leaked token cannot be revoked and works that long",
+                    seconds as f64 / 3600.0
+                ),
+            )
+            .hint("use at most 86400 (24 h); clients fetch a new token when theirs expires, e.g. expiration: 900");
+    }
 }
 
 /// `verification_certificates: [path, ...]`; empty entries are errors (a path was meant).
