@@ -3,8 +3,10 @@
 //! registry and skopeo.
 mod auth_server;
 mod casbin;
+mod cert_expiry;
 mod cli;
 mod common;
+mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
@@ -16,9 +18,12 @@ mod fuzz;
 mod http_contract;
 mod ldap;
 mod letsencrypt;
+mod log_safety;
 mod mongo;
 mod observability;
 mod ops;
+mod registry3_keys;
 mod reload;
+mod rotation;
 mod support;
 mod token_keys;

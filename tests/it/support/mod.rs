@@ -16,6 +16,7 @@ pub mod pebble;
 pub mod ports;
 pub mod process;
 pub mod registry;
+pub mod registry3;
 pub mod skopeo;
 pub mod slapd;
 
