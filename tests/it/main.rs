@@ -7,6 +7,7 @@ mod common;
 mod config_load;
 mod credential_cache;
 mod deploy;
+mod dos;
 mod e2e;
 mod explain;
 mod ext;
