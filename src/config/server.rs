@@ -41,12 +41,13 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-/// 1,024 connections per core, within the open-files limit (less a reserve for the log,
-/// config, LDAP and MongoDB). A connection costs about 10 KiB idle; the request bodies
-/// being read are bounded separately (`http::body_budget`).
+/// 512 connections per core, within the open-files limit (less a reserve for the log,
+/// config, LDAP and MongoDB). An idle connection costs a few KiB, one whose request is
+/// being read up to ~40 KiB of buffers (the bodies themselves are bounded separately, in
+/// `http::body`): 1,024 of them stay well under 100 MB.
 pub fn default_max_connections() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let by_cores = 1024 * cores;
+    let by_cores = 512 * cores;
     match rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
         Some(files) => by_cores.min((files as usize).saturating_sub(FD_RESERVE).max(MIN_CONNECTIONS)),
         None => by_cores,
