@@ -11,6 +11,7 @@ pub mod body;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+mod multipart;
 
 use crate::service::AuthService;
 pub use extract::RealIp;
