@@ -60,6 +60,7 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         issuer: config.token.issuer.clone(),
         hsts: config.server.hsts,
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
+        scope_limits: config.limits.scopes,
     };
     Ok(Built { state, tls, acme, warnings: diags.warnings })
 }
@@ -175,7 +176,7 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
     let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
     let b = &config.backends;
     // One cache for this config's password backends, dropped with it on reload.
-    let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache));
+    let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache, config.limits.bcrypt));
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
         let last_in_chain = b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none();
@@ -202,6 +203,13 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
         }
     }
     if let Some(mongo) = &b.mongo_auth {
+        if config.users.is_none() {
+            // Without static users nothing has prepared the decoy that unknown accounts pay.
+            if let Err(e) = verifier.prepare_decoy(std::iter::empty()) {
+                diags.error("mongo_auth", 0, e.to_string());
+                return None;
+            }
+        }
         match clients.get(&mongo.dial) {
             Ok(client) => backends.push(Arc::new(MongoAuth::new(&client, mongo, verifier.clone()))),
             Err(e) => {

@@ -10,6 +10,7 @@ mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
+mod dos;
 mod drop_in;
 mod e2e;
 mod explain;
