@@ -12,6 +12,8 @@ APT_COMPONENTS=(
   "slapd|slapd"
   "ldapsearch|ldap-utils"
   "redis-server|redis-server"
+  "/usr/lib/postgresql|postgresql"
+  "mariadbd|mariadb-server"
   "wrk|wrk"
   "systemd-analyze|systemd"
   "/etc/ssl/certs/ca-certificates.crt|ca-certificates"
@@ -95,7 +97,7 @@ apt_install() {
   fi
 }
 
-# Package postinst scripts must not start system daemons (slapd, redis) that
+# Package postinst scripts must not start system daemons (slapd, redis, postgres, mariadb) that
 # would outlive this script; tests start their own instances on free ports.
 TEMP_POLICY=0
 block_service_starts() {

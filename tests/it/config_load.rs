@@ -109,9 +109,7 @@ fn examples_with_unsupported_sections_fail_naming_only_those_sections() {
         "github_auth",
         "oidc_auth",
         "gitlab_auth",
-        "xorm_auth",
         "plugin_authn",
-        "acl_xorm",
         "casbin_authz",
         "plugin_authz",
     ];
@@ -119,7 +117,7 @@ fn examples_with_unsupported_sections_fail_naming_only_those_sections() {
         let hits = reference.iter().filter(|e| e.starts_with(&format!("{section} is not supported"))).count();
         assert_eq!(hits, 1, "{section} in {reference:#?}");
     }
-    // mongo_auth and acl_mongo are valid as written; the ext programs do not exist here.
+    // mongo_auth, acl_mongo, xorm_auth and acl_xorm are valid as written; the ext programs do not exist here.
     for (section, command) in [("ext_auth", "my_auth"), ("ext_authz", "my_authz")] {
         let message = format!("bad {section} config: invalid command \"/usr/local/bin/{command}\"");
         assert_eq!(reference.iter().filter(|e| e.starts_with(&message)).count(), 1, "{message} in {reference:#?}");

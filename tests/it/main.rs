@@ -19,3 +19,4 @@ mod ops;
 mod reload;
 mod support;
 mod token_keys;
+mod xorm;

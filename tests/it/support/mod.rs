@@ -17,6 +17,7 @@ pub mod process;
 pub mod registry;
 pub mod skopeo;
 pub mod slapd;
+pub mod sql;
 
 use tempfile::TempDir;
 
