@@ -25,3 +25,4 @@ pub mod sql;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod weak_keys;
