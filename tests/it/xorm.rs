@@ -200,6 +200,8 @@ fn the_other_conn_string_forms_work_and_wrong_column_types_stop_the_start() {
 fn an_unreachable_database_or_a_bad_first_acl_stops_the_start() {
     let keys = Keys::new(KeyKind::EcP256);
     let db = SqlDb::sqlite();
+    // A table made earlier (by docker_auth), holding one row that is not an entry.
+    db.exec("CREATE TABLE xorm_acl_entry (acl_entry TEXT NULL, seq INTEGER NULL)");
     seed_acl(&db);
     db.exec("INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (30, '[\"not an entry\"]')");
     let errors = start_errors(&config(&keys, &db, &db.conn_string(), false));
