@@ -358,7 +358,7 @@ mod tests {
         assert_eq!((o.get_host(), o.get_port(), o.get_username()), ("db", 6543, "bob"));
         assert_eq!(o.get_database(), Some("auth"));
         assert!(matches!(o.get_ssl_mode(), PgSslMode::Disable));
-        let o = pg("host=/tmp/pg port=5433 user=bob password='it\'s' dbname = auth sslmode=verify-full");
+        let o = pg(r"host=/tmp/pg port=5433 user=bob password='it\'s' dbname = auth sslmode=verify-full");
         assert_eq!((o.get_port(), o.get_database()), (5433, Some("auth")));
         assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
         let pairs = pq_kv_pairs(r"password='a b\'c' x=y\ z").unwrap();
