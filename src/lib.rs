@@ -9,6 +9,7 @@ pub mod certgen;
 pub mod cli;
 pub mod config;
 pub mod driver_runtime;
+pub mod expiry_watch;
 pub mod extprog;
 pub mod http;
 pub mod lint;

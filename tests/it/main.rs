@@ -2,6 +2,7 @@
 //! CLI on the real binary, LDAP against a real slapd, and end-to-end runs against the real
 //! registry and skopeo.
 mod auth_server;
+mod cert_expiry;
 mod cli;
 mod common;
 mod config_lint;
@@ -19,7 +20,9 @@ mod log_safety;
 mod mongo;
 mod observability;
 mod ops;
+mod registry3_keys;
 mod reload;
+mod rotation;
 mod support;
 mod token_keys;
 mod xorm;
