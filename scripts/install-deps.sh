@@ -13,6 +13,8 @@ APT_COMPONENTS=(
   "slapd|slapd"
   "ldapsearch|ldap-utils"
   "redis-server|redis-server"
+  "/usr/lib/postgresql|postgresql"
+  "mariadbd|mariadb-server"
   "wrk|wrk"
   "pebble-challtestsrv|pebble"
   "systemd-analyze|systemd"
@@ -97,7 +99,7 @@ apt_install() {
   fi
 }
 
-# Package postinst scripts must not start system daemons (slapd, redis) that
+# Package postinst scripts must not start system daemons (slapd, redis, postgres, mariadb) that
 # would outlive this script; tests start their own instances on free ports.
 TEMP_POLICY=0
 block_service_starts() {

@@ -9,15 +9,18 @@ use crate::authn::ldap::LdapAuth;
 use crate::authn::mongo::MongoAuth;
 use crate::authn::password::PasswordVerifier;
 use crate::authn::static_users::StaticUsers;
+use crate::authn::xorm::XormAuth;
 use crate::authn::{Authenticator, AuthnChain};
 use crate::authz::casbin::CasbinAuthz;
 use crate::authz::ext::ExtAuthz;
 use crate::authz::mongo_acl::AclMongo;
+use crate::authz::xorm_acl::AclXorm;
 use crate::authz::{Authorizer, AuthzChain};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::http::{AppState, RealIp, Routes};
 use crate::mongo::Clients;
 use crate::service::AuthService;
+use crate::sql::Pools;
 use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 
@@ -38,9 +41,10 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     let key = signing_key(config, &mut diags);
     let published = verification_certificates(config, &mut diags);
     let mut clients = Clients::default();
-    let authn = authn_chain(config, &mut clients, &mut diags);
-    // The Mongo ACL is loaded only once the cheap checks passed.
-    let authz = if diags.has_errors() { None } else { authz_chain(config, &mut clients, &mut diags) };
+    let mut pools = Pools::default();
+    let authn = authn_chain(config, &mut clients, &mut pools, &mut diags);
+    // The database ACLs are loaded only once the cheap checks passed.
+    let authz = if diags.has_errors() { None } else { authz_chain(config, &mut clients, &mut pools, &mut diags) };
     if diags.has_errors() {
         return Err(diags.errors);
     }
@@ -172,14 +176,20 @@ fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Dia
 }
 
 /// docker_auth's order: users, ext_auth, google, github, oidc, gitlab, ldap, mongo, xorm, plugin.
-fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) -> Option<AuthnChain> {
+fn authn_chain(
+    config: &Config,
+    clients: &mut Clients,
+    pools: &mut Pools,
+    diags: &mut Diagnostics,
+) -> Option<AuthnChain> {
     let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
     let b = &config.backends;
     // One cache for this config's password backends, dropped with it on reload.
     let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache, config.limits.bcrypt));
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
-        let last_in_chain = b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none();
+        let last_in_chain =
+            b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none() && b.xorm_auth.is_none();
         match StaticUsers::new(users.iter(), last_in_chain, verifier.clone()) {
             Ok(static_users) => backends.push(Arc::new(static_users)),
             Err(e) => {
@@ -218,11 +228,27 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
             }
         }
     }
+    if let Some(xorm) = &b.xorm_auth {
+        match pools.get(&xorm.connect).and_then(|pool| XormAuth::start(pool, verifier.clone())) {
+            Ok(auth) => backends.push(Arc::new(auth)),
+            Err(e) => {
+                diags
+                    .error("xorm_auth.conn_string", 0, format!("cannot use the xorm_user table: {e}"))
+                    .hint("check that the database is reachable with these credentials and xorm_user has docker_auth's columns");
+                return None;
+            }
+        }
+    }
     Some(AuthnChain::new(backends))
 }
 
 /// docker_auth's order: acl, acl_mongo, acl_xorm, ext_authz, plugin_authz, casbin_authz.
-fn authz_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) -> Option<AuthzChain> {
+fn authz_chain(
+    config: &Config,
+    clients: &mut Clients,
+    pools: &mut Pools,
+    diags: &mut Diagnostics,
+) -> Option<AuthzChain> {
     let mut backends: Vec<Arc<dyn Authorizer>> = Vec::new();
     if let Some(acl) = &config.compiled_acl {
         backends.push(acl.clone());
@@ -234,6 +260,17 @@ fn authz_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
                 diags
                     .error("acl_mongo", 0, format!("cannot load the ACL from MongoDB: {e}"))
                     .hint("check that MongoDB is reachable and every document in the collection is a valid entry");
+                return None;
+            }
+        }
+    }
+    if let Some(xorm) = &config.backends.acl_xorm {
+        match pools.get(&xorm.connect).and_then(|pool| AclXorm::start(pool, xorm.cache_ttl)) {
+            Ok(acl) => backends.push(Arc::new(acl)),
+            Err(e) => {
+                diags
+                    .error("acl_xorm.conn_string", 0, format!("cannot load the ACL from xorm_acl_entry: {e}"))
+                    .hint("check that the database is reachable and every row of xorm_acl_entry is a valid entry");
                 return None;
             }
         }

@@ -1,67 +1,11 @@
-//! MongoDB plumbing shared by `mongo_auth` and `acl_mongo`: one driver runtime for the
-//! process, client options from `dial_info`, and one client per distinct `dial_info`.
-//!
-//! Why a runtime of its own: configs are built before (and outside) the HTTP runtime, and
-//! actix runs one single-threaded runtime per worker. The driver's connection pools and
-//! monitors live on one dedicated thread; requests hand their operations to it with
-//! [`run`] and await the answer from whichever runtime they are on.
-use std::future::Future;
-use std::sync::OnceLock;
-use std::time::Duration;
-
+//! MongoDB plumbing shared by `mongo_auth` and `acl_mongo`: client options from
+//! `dial_info`, and one client per distinct `dial_info`. The driver runs on the shared
+//! database runtime (`crate::driver_runtime`).
 use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 use mongodb::Client;
-use tokio::runtime::Handle;
 
 use crate::config::mongo::DialInfo;
-
-static RUNTIME: OnceLock<Result<Handle, String>> = OnceLock::new();
-
-/// The driver runtime, started on first use on a thread named `mongodb`.
-pub fn runtime() -> Result<Handle, String> {
-    RUNTIME.get_or_init(start_runtime).clone()
-}
-
-fn start_runtime() -> Result<Handle, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the MongoDB runtime: {e}"))?;
-    let handle = runtime.handle().clone();
-    std::thread::Builder::new()
-        .name("mongodb".into())
-        .spawn(move || runtime.block_on(std::future::pending::<()>()))
-        .map_err(|e| format!("cannot start the MongoDB thread: {e}"))?;
-    Ok(handle)
-}
-
-/// Runs `operation` on the driver runtime and waits for it from any runtime.
-pub async fn run<T, F>(operation: F) -> Result<T, String>
-where
-    F: Future<Output = Result<T, mongodb::error::Error>> + Send + 'static,
-    T: Send + 'static,
-{
-    let handle = runtime()?;
-    match handle.spawn(operation).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("MongoDB operation was interrupted: {e}")),
-    }
-}
-
-/// Runs `operation` on the driver runtime from synchronous code (start-up), waiting at
-/// most `limit`. Safe to call from inside another runtime's thread.
-pub fn run_blocking<T, F>(operation: F, limit: Duration) -> Result<T, String>
-where
-    F: Future<Output = Result<T, String>> + Send + 'static,
-    T: Send + 'static,
-{
-    let handle = runtime()?;
-    let (sender, receiver) = std::sync::mpsc::channel();
-    handle.spawn(async move {
-        let _ = sender.send(operation.await);
-    });
-    receiver.recv_timeout(limit).map_err(|_| format!("no answer from MongoDB within {limit:?}"))?
-}
+pub use crate::driver_runtime::{run, run_blocking, runtime};
 
 /// Clients made for one config, so `mongo_auth` and `acl_mongo` with the same `dial_info`
 /// share a connection pool.

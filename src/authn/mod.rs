@@ -14,6 +14,7 @@ pub mod ldap;
 pub mod mongo;
 pub mod password;
 pub mod static_users;
+pub mod xorm;
 
 /// The answer of one authenticator.
 #[derive(Debug, Clone, PartialEq, Eq)]

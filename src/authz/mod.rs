@@ -8,12 +8,15 @@ use crate::request::AuthzRequest;
 
 pub mod acl;
 mod acl_index;
+pub mod acl_json;
 pub mod casbin;
 pub mod ext;
 pub mod mongo_acl;
 pub mod pattern;
+pub mod refreshed_acl;
 #[cfg(test)]
 mod test_rng;
+pub mod xorm_acl;
 
 /// Which rule decided, for the decision log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,34 +1,22 @@
 //! `acl_mongo`: ACL entries in a MongoDB collection (parity.md §4.9), evaluated by the same
 //! compiled engine as the static ACL, **ordered by `seq`** as docker_auth documents (its
-//! code lost the sort). Loaded at start (a failure stops the start), then re-read every
-//! `cache_ttl` in the background; a refresh that fails or holds an invalid document keeps
-//! the previous ACL and logs which document is wrong.
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-
+//! code lost the sort). Loading and refreshing every `cache_ttl` is [`RefreshedAcl`]; the
+//! documents are decoded by [`acl_json`](super::acl_json) with exact keys.
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
 
-use super::acl::{Acl, AclEntrySpec, MatchSpec};
+use super::acl::{Acl, AclEntrySpec};
+use super::acl_json::{self, KeyRule};
+use super::refreshed_acl::RefreshedAcl;
 use super::{Authorizer, AuthzError, AuthzOutcome};
 use crate::config::mongo::AclMongoConfig;
 use crate::request::AuthzRequest;
 
-const MATCH_KEYS: &[&str] = &["account", "type", "name", "service", "ip", "labels"];
-
 pub struct AclMongo {
-    current: Arc<RwLock<Arc<Acl>>>,
-    /// The refresh loop; stopped when this config is replaced (reload) or dropped.
-    refresher: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for AclMongo {
-    fn drop(&mut self) {
-        self.refresher.abort();
-    }
+    acl: RefreshedAcl,
 }
 
 impl AclMongo {
@@ -37,42 +25,18 @@ impl AclMongo {
         let collection = client.database(&config.dial.database).collection::<Document>(&config.collection);
         let first = collection.clone();
         let acl = crate::mongo::run_blocking(async move { load(&first).await }, config.dial.timeout * 3)?;
-        let current = Arc::new(RwLock::new(Arc::new(acl)));
-        let refresher = crate::mongo::runtime()?.spawn(refresh_loop(collection, config.cache_ttl, current.clone()));
-        Ok(AclMongo { current, refresher })
-    }
-
-    fn snapshot(&self) -> Arc<Acl> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
-
-async fn refresh_loop(collection: Collection<Document>, ttl: std::time::Duration, current: Arc<RwLock<Arc<Acl>>>) {
-    ensure_seq_index(&collection).await;
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ttl, ttl);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        match load(&collection).await {
-            Ok(acl) => {
-                tracing::debug!(entries = acl.len(), collection = %collection.namespace(), "acl_mongo refreshed");
-                match current.write() {
-                    Ok(mut guard) => *guard = Arc::new(acl),
-                    Err(poisoned) => *poisoned.into_inner() = Arc::new(acl),
-                }
-            }
-            Err(e) => {
-                tracing::error!(collection = %collection.namespace(), error = %e, "acl_mongo refresh failed; keeping the previous ACL")
-            }
-        }
+        crate::mongo::runtime()?.spawn(ensure_seq_index(collection.clone()));
+        let source = collection.namespace().to_string();
+        let load_again = move || {
+            let collection = collection.clone();
+            async move { load(&collection).await }
+        };
+        Ok(AclMongo { acl: RefreshedAcl::start("acl_mongo", source, acl, config.cache_ttl, load_again)? })
     }
 }
 
 /// docker_auth creates a unique index on `seq`; without the privilege we only warn.
-async fn ensure_seq_index(collection: &Collection<Document>) {
+async fn ensure_seq_index(collection: Collection<Document>) {
     let index =
         IndexModel::builder().keys(doc! {"seq": 1}).options(IndexOptions::builder().unique(true).build()).build();
     if let Err(e) = collection.create_index(index).await {
@@ -85,12 +49,7 @@ async fn load(collection: &Collection<Document>) -> Result<Acl, String> {
     let cursor = collection.find(doc! {}).sort(doc! {"seq": 1}).await.map_err(|e| e.to_string())?;
     let docs: Vec<Document> = cursor.try_collect().await.map_err(|e| e.to_string())?;
     let specs = docs.iter().map(entry_spec).collect::<Result<Vec<_>, _>>()?;
-    Acl::compile(specs).map_err(|errors| {
-        let name = |index: usize| docs.get(index).map_or_else(|| format!("entry {index}"), describe);
-        let described: Vec<String> =
-            errors.iter().map(|e| format!("{}: {e} (field {})", name(e.index), e.field)).collect();
-        described.join("; ")
-    })
+    acl_json::compile(specs, |index| docs.get(index).map_or_else(|| format!("entry {index}"), describe))
 }
 
 /// Names a document in messages by its `seq` and `_id`.
@@ -105,53 +64,8 @@ fn entry_spec(doc: &Document) -> Result<AclEntrySpec, String> {
     if !matches!(doc.get("seq"), Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))) {
         return Err(fail("seq is not set (a number orders the entries)".into()));
     }
-    let matcher = match doc.get("match") {
-        Some(Bson::Document(m)) => match_spec(m).map_err(&fail)?,
-        _ => return Err(fail("match is missing or not a document".into())),
-    };
-    let actions = match doc.get("actions") {
-        Some(Bson::Array(items)) => strings(items).ok_or_else(|| fail("actions must be a list of strings".into()))?,
-        _ => return Err(fail("actions is missing or not a list".into())),
-    };
-    let comment = doc.get_str("comment").ok().map(str::to_owned);
-    Ok(AclEntrySpec { matcher, actions, comment })
-}
-
-fn match_spec(m: &Document) -> Result<MatchSpec, String> {
-    if let Some(key) = m.keys().find(|k| !MATCH_KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown match key {key:?} (known: {})", MATCH_KEYS.join(", ")));
-    }
-    let field = |key: &str| match m.get(key) {
-        None | Some(Bson::Null) => Ok(None),
-        Some(Bson::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("match.{key} must be a string")),
-    };
-    let labels = match m.get("labels") {
-        None | Some(Bson::Null) => None,
-        Some(Bson::Document(l)) => Some(label_conditions(l)?),
-        Some(_) => return Err("match.labels must be a document of patterns".into()),
-    };
-    Ok(MatchSpec {
-        account: field("account")?,
-        resource_type: field("type")?,
-        name: field("name")?,
-        service: field("service")?,
-        ip: field("ip")?,
-        labels,
-    })
-}
-
-fn label_conditions(l: &Document) -> Result<BTreeMap<String, String>, String> {
-    l.iter()
-        .map(|(k, v)| match v {
-            Bson::String(s) => Ok((k.clone(), s.clone())),
-            _ => Err(format!("match.labels.{k} must be a string")),
-        })
-        .collect()
-}
-
-fn strings(items: &[Bson]) -> Option<Vec<String>> {
-    items.iter().map(|b| b.as_str().map(str::to_owned)).collect()
+    let value = Bson::Document(doc.clone()).into_relaxed_extjson();
+    acl_json::entry_spec(&value, KeyRule::Exact).map_err(fail)
 }
 
 #[async_trait]
@@ -161,7 +75,7 @@ impl Authorizer for AclMongo {
     }
 
     async fn authorize(&self, req: &AuthzRequest<'_>) -> Result<AuthzOutcome, AuthzError> {
-        Ok(self.snapshot().decide(req))
+        Ok(self.acl.snapshot().decide(req))
     }
 }
 

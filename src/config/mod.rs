@@ -20,6 +20,7 @@ pub mod reader;
 pub mod server;
 pub mod token;
 pub mod users;
+pub mod xorm;
 pub mod yaml;
 
 pub use acl::AclSource;
@@ -32,6 +33,7 @@ pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
 pub use token::TokenConfig;
 pub use users::UserEntry;
+pub use xorm::{AclXormConfig, XormAuthConfig};
 
 use reader::Section;
 
@@ -64,6 +66,8 @@ pub struct Backends {
     pub mongo_auth: Option<MongoAuthConfig>,
     pub acl_mongo: Option<AclMongoConfig>,
     pub casbin_authz: Option<casbin::CasbinConfig>,
+    pub xorm_auth: Option<XormAuthConfig>,
+    pub acl_xorm: Option<AclXormConfig>,
 }
 
 /// Authentication sections in docker_auth's chain order.
@@ -81,7 +85,7 @@ const AUTHN_SECTIONS: &[&str] = &[
 ];
 /// Authorization sections in chain order; `casbin_authz` does not count (docker_auth quirk).
 const AUTHZ_SECTIONS: &[&str] = &["acl", "acl_mongo", "acl_xorm", "ext_authz", "plugin_authz"];
-const NOT_YET: &[&str] = &["google_auth", "github_auth", "oidc_auth", "gitlab_auth", "xorm_auth", "acl_xorm"];
+const NOT_YET: &[&str] = &["google_auth", "github_auth", "oidc_auth", "gitlab_auth"];
 /// Go plugins (`.so`) can only be loaded by a Go program.
 const GO_PLUGINS: &[(&str, &str)] = &[("plugin_authn", "ext_auth"), ("plugin_authz", "ext_authz")];
 
@@ -127,6 +131,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     });
     let ext_auth = ext::read(&mut top, "ext_auth", &mut diags);
     let mongo_auth = mongo::read_auth(&mut top, &mut diags);
+    let xorm_auth = xorm::read_auth(&mut top, &mut diags);
     reject_not_yet_supported(&mut top, &mut diags);
     reject_go_plugins(&mut top, &mut diags);
     let ldap = ldap::read(&mut top, &mut diags);
@@ -148,6 +153,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     });
     let compiled_acl = acl.as_ref().and_then(|acl| compile(acl, &mut diags));
     let acl_mongo = mongo::read_acl(&mut top, &mut diags);
+    let acl_xorm = xorm::read_acl(&mut top, &mut diags);
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let casbin_authz = casbin::read(&mut top, &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
@@ -155,7 +161,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
-            let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo, casbin_authz };
+            let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo, casbin_authz, xorm_auth, acl_xorm };
             let warnings = diags.warnings;
             Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, limits, warnings })
         }
@@ -205,7 +211,7 @@ fn reject_not_yet_supported(top: &mut Section<'_>, diags: &mut Diagnostics) {
     for section in NOT_YET {
         if let Some(node) = top.node(section) {
             diags.error(*section, node.line, format!("{section} is not supported yet by registry-auth")).hint(format!(
-                "remove the {section} section or keep docker_auth for it; supported now: users, ext_auth, ldap_auth, mongo_auth, acl, acl_mongo, ext_authz, casbin_authz"
+                "remove the {section} section or keep docker_auth for it; supported now: users, ext_auth, ldap_auth, mongo_auth, xorm_auth, acl, acl_mongo, acl_xorm, ext_authz, casbin_authz"
             ));
         }
     }

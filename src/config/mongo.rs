@@ -85,20 +85,18 @@ fn read_collection(s: &mut Section<'_>, diags: &mut Diagnostics) -> Option<Strin
     Some(collection)
 }
 
-/// docker_auth crashes on a missing or zero TTL; here it is a config error.
-fn read_cache_ttl(s: &mut Section<'_>, diags: &mut Diagnostics) -> Option<Duration> {
+/// docker_auth crashes on a missing or zero TTL (acl_mongo and acl_xorm); here it is a
+/// config error.
+pub(super) fn read_cache_ttl(s: &mut Section<'_>, diags: &mut Diagnostics) -> Option<Duration> {
     let nanos = s.duration_nanos("cache_ttl", diags);
     match nanos {
         Some(n) if n > 0 => Some(Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))),
         _ => {
             if nanos.is_some() || !s.has_value("cache_ttl") {
+                let path = s.child_path("cache_ttl");
                 diags
-                    .error(
-                        s.child_path("cache_ttl"),
-                        s.line,
-                        "acl_mongo.cache_ttl is required (e.g. \"1m\" for 1 minute)",
-                    )
-                    .hint("set how often the ACL collection is re-read, e.g. cache_ttl: 1m");
+                    .error(&path, s.line, format!("{path} is required (e.g. \"1m\" for 1 minute)"))
+                    .hint("set how often the ACL is re-read, e.g. cache_ttl: 1m");
             }
             None
         }

@@ -28,3 +28,4 @@ mod reload;
 mod rotation;
 mod support;
 mod token_keys;
+mod xorm;

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod registry3;
 pub mod skopeo;
 pub mod slapd;
+pub mod sql;
 
 use tempfile::TempDir;
 
