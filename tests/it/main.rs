@@ -19,4 +19,5 @@ mod observability;
 mod ops;
 mod reload;
 mod support;
+mod tls_resumption;
 mod token_keys;
