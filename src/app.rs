@@ -41,6 +41,7 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         return Err(diags.errors);
     }
     let (Some(key), Some(authn), Some(authz)) = (key, authn, authz) else { return Err(diags.errors) };
+    crate::weak_keys::check(config, &mut diags);
     let options = TokenOptions {
         issuer: config.token.issuer.clone(),
         expiration_secs: config.token.expiration,

@@ -23,3 +23,4 @@ pub mod service;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod weak_keys;

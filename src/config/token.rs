@@ -16,6 +16,10 @@ pub struct TokenConfig {
     pub line: usize,
 }
 
+/// Tokens cannot be revoked: a leaked one works until it expires, so more than a day is
+/// reported (at start-up and by `check-config`).
+pub const MAX_SENSIBLE_EXPIRATION: u64 = 24 * 3600;
+
 const KNOWN: &[&str] = &["issuer", "expiration", "certificate", "key", "disable_legacy_key_id", "x5c"];
 
 /// Reads `token:`, reporting docker_auth's checks 5 and 6 (§3.3).
@@ -58,6 +62,9 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConf
             None
         }
     };
+    if let Some(seconds) = positive {
+        warn_long_lifetime(seconds, t.node("expiration").map_or(t.line, |n| n.line), diags);
+    }
     let config = TokenConfig {
         issuer,
         expiration: positive.unwrap_or(0),
@@ -69,4 +76,19 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConf
     };
     t.warn_unknown(KNOWN, diags);
     Some(config)
+}
+
+fn warn_long_lifetime(seconds: u64, line: usize, diags: &mut Diagnostics) {
+    if seconds > MAX_SENSIBLE_EXPIRATION {
+        diags
+            .warn(
+                "token.expiration",
+                line,
+                format!(
+                    "token.expiration is {seconds} s ({:.1} h): a leaked token cannot be revoked and works that long",
+                    seconds as f64 / 3600.0
+                ),
+            )
+            .hint("use at most 86400 (24 h); clients fetch a new token when theirs expires, e.g. expiration: 900");
+    }
 }

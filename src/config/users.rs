@@ -11,7 +11,8 @@ pub struct UserEntry {
     /// The bcrypt hash; `None` means docker_auth's "any password is accepted".
     pub password: Option<String>,
     pub labels: Labels,
-    /// Line of `password:` (0 when absent), for findings such as a weak cost.
+    /// Line of `password:`, or of the user's entry when it has none, for findings such as
+    /// a weak cost or a missing password.
     pub password_line: usize,
 }
 
@@ -21,7 +22,7 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<
     let mut section = Section::of(node, "users", diags)?;
     let mut users = BTreeMap::new();
     for (account, user_node) in section.entries() {
-        let path = format!("users.{}", quote_key(account));
+        let path = format!("users.{}", super::yaml::key_segment(account));
         if user_node.kind == NodeKind::Null {
             warn_placeholder(account, &path, user_node.line, diags);
             continue;
@@ -31,15 +32,6 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<
         }
     }
     Some(users)
-}
-
-/// Keys with dots or an empty name are shown quoted so the path stays readable.
-fn quote_key(key: &str) -> String {
-    if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
-        format!("{key:?}")
-    } else {
-        key.to_string()
-    }
 }
 
 /// `"bob":` (or `~`, `null`) is a nil entry to docker_auth: an unknown user, so the next
@@ -65,7 +57,7 @@ fn read_user(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UserEnt
     }
     let labels = read_labels(&mut user, diags);
     user.warn_unknown(&["password", "labels"], diags);
-    let password_line = user.node("password").map_or(0, |n| n.line);
+    let password_line = user.node("password").map_or(node.line, |n| n.line);
     Some(UserEntry { password, labels, password_line })
 }
 

@@ -3,9 +3,10 @@
 //! small tree of [`Node`]s that remember their line, so every config error can name one.
 //!
 //! docker_auth reads YAML with gopkg.in/yaml.v2, so this loader keeps its habits:
-//! a duplicate key's last value wins, scalars keep their style so that the typed
-//! layer can apply YAML 1.1 booleans (`yes`, `on`) to plain scalars only, and YAML 1.1
-//! merge keys (`<<: *anchor`, `<<: [*a, *b]`) are applied (see [`apply_merges`]).
+//! a duplicate key's last value wins (each one is reported, see [`DuplicateKey`]),
+//! scalars keep their style so that the typed layer can apply YAML 1.1 booleans (`yes`,
+//! `on`) to plain scalars only, and YAML 1.1 merge keys (`<<: *anchor`, `<<: [*a, *b]`)
+//! are applied (see [`apply_merges`]); merged keys are not duplicates.
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -39,8 +40,31 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// A key written twice in one mapping: the value at `line` replaced the one at `first_line`
+/// (silently in docker_auth: a second `acl:` can undo the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// Config-style path of the key, e.g. `acl` or `users.admin.password`.
+    pub path: String,
+    pub key: String,
+    pub first_line: usize,
+    pub line: usize,
+}
+
+/// A parsed document and the duplicate keys found in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub root: Node,
+    pub duplicates: Vec<DuplicateKey>,
+}
+
 /// Parses one YAML document. An empty document is `Null`.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    parse_document(text).map(|doc| doc.root)
+}
+
+/// [`parse`], keeping the duplicate keys for the config's warnings.
+pub fn parse_document(text: &str) -> Result<Document, YamlError> {
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(text);
     parser
@@ -49,7 +73,8 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     if let Some(error) = builder.error {
         return Err(error);
     }
-    Ok(builder.root.unwrap_or(Node { line: 1, kind: NodeKind::Null }))
+    let root = builder.root.unwrap_or(Node { line: 1, kind: NodeKind::Null });
+    Ok(Document { root, duplicates: builder.duplicates })
 }
 
 enum Frame {
@@ -67,6 +92,8 @@ enum Frame {
         merges: Vec<Node>,
         /// The pending key is a plain `<<` (a quoted "<<" is an ordinary key).
         pending_merge: bool,
+        /// Keys written in this mapping, with their lines, to report duplicates.
+        written: Vec<(String, usize)>,
     },
 }
 
@@ -76,6 +103,7 @@ struct TreeBuilder {
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     error: Option<YamlError>,
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl TreeBuilder {
@@ -96,9 +124,13 @@ impl TreeBuilder {
                 None => match node.kind {
                     NodeKind::Scalar { text, plain } => {
                         *pending_merge = plain && text == MERGE_KEY;
-                        *pending_key = Some((text, node.line))
+                        *pending_key = Some((text, node.line));
+                        self.note_key();
                     }
-                    NodeKind::Null => *pending_key = Some((String::new(), node.line)),
+                    NodeKind::Null => {
+                        *pending_key = Some((String::new(), node.line));
+                        self.note_key();
+                    }
                     _ => {
                         let line = node.line;
                         self.fail(line, "a mapping key must be a plain value, not a list or map");
@@ -120,6 +152,45 @@ impl TreeBuilder {
         }
     }
 
+    /// Records the key just read in the innermost mapping; a repeated one is a duplicate.
+    /// Plain merge keys (`<<`, any number of them) are not keys of the mapping itself, and
+    /// merged keys never replace written ones, so neither is reported.
+    fn note_key(&mut self) {
+        let Some(Frame::Map { pending_key: Some((key, line)), written, pending_merge, .. }) = self.stack.last_mut()
+        else {
+            return;
+        };
+        if *pending_merge {
+            return;
+        }
+        let (key, line) = (key.clone(), *line);
+        match written.iter().find(|(k, _)| *k == key) {
+            Some((_, first_line)) => {
+                let first_line = *first_line;
+                let path = self.path_to_innermost(&key);
+                self.duplicates.push(DuplicateKey { path, key, first_line, line });
+            }
+            None => written.push((key, line)),
+        }
+    }
+
+    /// The config-style path (`acl[1].match.account`) of `key` in the innermost mapping.
+    fn path_to_innermost(&self, key: &str) -> String {
+        let mut path = String::new();
+        let segments = self.stack.iter().filter_map(|frame| match frame {
+            Frame::Seq { items, .. } => Some(format!("[{}]", items.len())),
+            Frame::Map { pending_key: Some((k, _)), .. } => Some(key_segment(k)),
+            Frame::Map { .. } => None,
+        });
+        for segment in segments.take(self.stack.len().saturating_sub(1)).chain([key_segment(key)]) {
+            if !path.is_empty() && !segment.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(&segment);
+        }
+        path
+    }
+
     fn close(&mut self) {
         let Some(frame) = self.stack.pop() else { return };
         let (node, anchor) = match frame {
@@ -133,6 +204,16 @@ impl TreeBuilder {
             },
         };
         self.push_value(node, anchor);
+    }
+}
+
+/// A mapping key as one segment of a config path (`users."a.b".password`): keys with
+/// dots, spaces, brackets or nothing at all are quoted so the path stays readable.
+pub fn key_segment(key: &str) -> String {
+    if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
+        format!("{key:?}")
+    } else {
+        key.to_string()
     }
 }
 
@@ -194,6 +275,7 @@ impl MarkedEventReceiver for TreeBuilder {
                 pending_key: None,
                 merges: Vec::new(),
                 pending_merge: false,
+                written: Vec::new(),
             }),
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
@@ -232,6 +314,23 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].0, "a");
         assert_eq!(entries[0].1.kind, NodeKind::Scalar { text: "3".into(), plain: true });
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_with_both_lines_and_their_path() {
+        let text = "acl:\n  - match: {account: a, account: b}\n    actions: [pull]\nusers:\n  \"a.b\":\n    password: x\n    password: y\nacl: []\nlist: [{k: 1}, {k: 2, k: 3}]\n";
+        let doc = parse_document(text).unwrap();
+        let found: Vec<(&str, usize, usize)> =
+            doc.duplicates.iter().map(|d| (d.path.as_str(), d.first_line, d.line)).collect();
+        assert_eq!(
+            found,
+            [("acl[0].match.account", 2, 2), ("users.\"a.b\".password", 6, 7), ("acl", 1, 8), ("list[1].k", 9, 9)]
+        );
+        assert!(parse_document("a: 1\nb: {a: 2}\n<<: {c: 1}\n").unwrap().duplicates.is_empty());
+        let merges = "base: &b {x: 1}\nm:\n  <<: *b\n  x: 2\n  <<: {y: 1}\n";
+        assert!(parse_document(merges).unwrap().duplicates.is_empty(), "merge keys and merged keys");
+        let quoted = parse_document("'<<': 1\n\"<<\": 2\n").unwrap();
+        assert_eq!(quoted.duplicates.len(), 1, "a quoted << is an ordinary key");
     }
 
     #[test]

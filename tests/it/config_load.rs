@@ -44,7 +44,10 @@ fn ldap_example_loads_and_builds_with_paths_adapted() {
     // The duplicate bind_dn key: the last value wins, as with yaml.v2.
     assert_eq!(ldap.bind_dn.as_deref(), Some("uid=${account},ou=staff,dc=example,dc=net"));
     assert_eq!(ldap.filter, "(&(uid=${account})(objectClass=inetOrgPerson))");
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // ... and is reported, with both lines.
+    let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("duplicate key \"bind_dn\" (lines 18 and 22)"), "{warnings:?}");
     // Building makes no connection: the directory is only contacted at the first login.
     let built = app::build(&config).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(built.state.service.authn.len(), 1);

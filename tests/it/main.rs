@@ -4,6 +4,7 @@
 mod auth_server;
 mod cli;
 mod common;
+mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
@@ -14,6 +15,7 @@ mod ext;
 mod fuzz;
 mod http_contract;
 mod ldap;
+mod log_safety;
 mod mongo;
 mod observability;
 mod ops;
