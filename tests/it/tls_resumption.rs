@@ -1,13 +1,16 @@
 //! TLS session resumption on the listener, seen by a real OpenSSL client: `s_client
-//! -reconnect` connects once and then five more times offering the first session, and
-//! prints `Reused` for each connection the server resumed (docker clients reconnect for
-//! every token, so a resumed handshake is the common case in production).
+//! -sess_out` saves the first connection's session, a second `s_client -sess_in` offers
+//! it and prints `Reused` when the server resumed it (docker clients reconnect for every
+//! token, so a resumed handshake is the common case in production).
+use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::auth_server::AuthServer;
 use crate::common::{with_keys, KeyKind, Keys};
 use crate::support::process::require_program;
+use crate::support::temp_dir;
 
 /// One TLS server for the module; each test connects with its own client options.
 fn server() -> &'static (AuthServer, Keys) {
@@ -19,33 +22,57 @@ fn server() -> &'static (AuthServer, Keys) {
     })
 }
 
-/// Runs `openssl s_client -reconnect` with `options`; returns (new, reused) handshake counts.
-fn reconnect(options: &[&str]) -> (usize, usize) {
+/// One `openssl s_client` connection that sends a GET and reads the answer (so TLS 1.3
+/// tickets, which come after the handshake, arrive), saving or offering the session.
+fn connect(options: &[&str], session: (&str, &Path)) -> String {
     let (server, keys) = server();
-    let output = Command::new(require_program("openssl"))
-        .args(["s_client", "-connect", &server.addr, "-reconnect", "-CAfile"])
+    let mut child = Command::new(require_program("openssl"))
+        .args(["s_client", "-connect", &server.addr, "-ign_eof", "-CAfile"])
         .arg(&keys.cert)
         .args(options)
-        .stdin(Stdio::null())
-        .output()
+        .arg(session.0)
+        .arg(session.1)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    child.stdin.take().unwrap().write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(stdout.contains("Verify return code: 0 (ok)"), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let count = |prefix: &str| stdout.lines().filter(|line| line.starts_with(prefix)).count();
-    (count("New, "), count("Reused, "))
+    assert!(stdout.contains("HTTP/1.0 200 OK"), "{stdout}");
+    stdout
+}
+
+/// A first connection and a second one offering its session: both outputs.
+fn first_and_resumed(options: &[&str]) -> (String, String) {
+    let dir = temp_dir("tls-session");
+    let file = dir.path().join("session.pem");
+    let first = connect(options, ("-sess_out", &file));
+    let second = connect(options, ("-sess_in", &file));
+    (first, second)
+}
+
+const TICKET_ISSUED: &str = "TLS session ticket lifetime hint";
+
+#[test]
+fn tls13_second_connection_resumes() {
+    let (first, second) = first_and_resumed(&["-tls1_3"]);
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    assert!(second.contains("Reused, TLSv1.3"), "{second}");
 }
 
 #[test]
-fn tls13_reconnects_resume_with_tickets() {
-    assert_eq!(reconnect(&["-tls1_3"]), (1, 5));
+fn tls12_second_connection_resumes_with_a_session_ticket() {
+    let (first, second) = first_and_resumed(&["-tls1_2"]);
+    assert!(first.contains("New, TLSv1.2") && first.contains(TICKET_ISSUED), "{first}");
+    assert!(second.contains("Reused, TLSv1.2"), "{second}");
 }
 
 #[test]
-fn tls12_reconnects_resume_with_tickets() {
-    assert_eq!(reconnect(&["-tls1_2"]), (1, 5));
-}
-
-#[test]
-fn tls12_reconnects_resume_with_session_ids_when_the_client_refuses_tickets() {
-    assert_eq!(reconnect(&["-tls1_2", "-no_ticket"]), (1, 5));
+fn tls12_second_connection_resumes_by_session_id_when_the_client_refuses_tickets() {
+    let (first, second) = first_and_resumed(&["-tls1_2", "-no_ticket"]);
+    assert!(first.contains("New, TLSv1.2") && !first.contains(TICKET_ISSUED), "{first}");
+    assert!(second.contains("Reused, TLSv1.2"), "{second}");
 }
