@@ -16,6 +16,7 @@ use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::http::{AppState, RealIp, Routes};
 use crate::mongo::Clients;
 use crate::service::AuthService;
+use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 
 /// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
@@ -33,6 +34,7 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         _ => None,
     };
     let key = signing_key(config, &mut diags);
+    let published = verification_certificates(config, &mut diags);
     let mut clients = Clients::default();
     let authn = authn_chain(config, &mut clients, &mut diags);
     // The Mongo ACL is loaded only once the cheap checks passed.
@@ -45,9 +47,10 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     let options = TokenOptions {
         issuer: config.token.issuer.clone(),
         expiration_secs: config.token.expiration,
-        kid_mode: if config.token.disable_legacy_key_id { KidMode::Thumbprint } else { KidMode::Libtrust },
+        kid_mode: kid_mode(config),
         x5c: config.token.x5c,
     };
+    registry_compat_warnings(config, &key, &published, &mut diags);
     let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key) };
     let state = AppState {
         service,
@@ -55,8 +58,60 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         issuer: config.token.issuer.clone(),
         hsts: config.server.hsts,
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
+        scope_limits: config.limits.scopes,
     };
     Ok(Built { state, tls, warnings: diags.warnings })
+}
+
+/// The `kid` our tokens carry (`token.disable_legacy_key_id`).
+pub fn kid_mode(config: &Config) -> KidMode {
+    if config.token.disable_legacy_key_id {
+        KidMode::Thumbprint
+    } else {
+        KidMode::Libtrust
+    }
+}
+
+/// The certificate whose key signs: the token pair's, else the server's (§2.4).
+pub fn signing_certificate_path(config: &Config) -> Option<&Path> {
+    match (&config.token.certificate, &config.token.key) {
+        (Some(cert), Some(_)) => Some(cert),
+        _ => config.server.certificate.as_deref(),
+    }
+}
+
+/// `token.verification_certificates`, loaded so that a bad one stops start-up and reload.
+fn verification_certificates(config: &Config, diags: &mut Diagnostics) -> Vec<PublishedCert> {
+    let mut loaded = Vec::new();
+    for (i, path) in config.token.verification_certificates.iter().enumerate() {
+        match PublishedCert::load(path) {
+            Ok(cert) => loaded.push(cert),
+            Err(e) => {
+                let message = e.to_string().replace("failed to load token cert and key: ", "");
+                diags
+                    .error(format!("token.verification_certificates[{i}]"), config.token.line, message)
+                    .hint("list PEM certificate files whose key is RSA or EC P-256/P-384/P-521");
+            }
+        }
+    }
+    loaded
+}
+
+/// What registry 3.x will make of our kid (start-up and check-config warnings), and
+/// verification certificates that duplicate the signing key.
+fn registry_compat_warnings(config: &Config, key: &SigningKey, published: &[PublishedCert], diags: &mut Diagnostics) {
+    let line = config.token.line;
+    for finding in crate::token::compat::kid_findings(key.public_key(), kid_mode(config), config.token.x5c) {
+        diags.warn(finding.key, line, finding.message).hint(finding.hint);
+    }
+    for (i, cert) in published.iter().enumerate() {
+        if &cert.public == key.public_key() {
+            let message = format!("{} holds the signing key itself", cert.path.display());
+            diags
+                .warn(format!("token.verification_certificates[{i}]"), line, message)
+                .hint("list only the next key (before a rotation) or the previous one (until its tokens expire)");
+        }
+    }
 }
 
 /// The token pair, or the server's TLS pair when the token section names none (§2.4).
@@ -103,7 +158,7 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
     let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
     let b = &config.backends;
     // One cache for this config's password backends, dropped with it on reload.
-    let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache));
+    let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache, config.limits.bcrypt));
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
         let last_in_chain = b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none();
@@ -130,6 +185,13 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
         }
     }
     if let Some(mongo) = &b.mongo_auth {
+        if config.users.is_none() {
+            // Without static users nothing has prepared the decoy that unknown accounts pay.
+            if let Err(e) = verifier.prepare_decoy(std::iter::empty()) {
+                diags.error("mongo_auth", 0, e.to_string());
+                return None;
+            }
+        }
         match clients.get(&mongo.dial) {
             Ok(client) => backends.push(Arc::new(MongoAuth::new(&client, mongo, verifier.clone()))),
             Err(e) => {

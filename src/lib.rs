@@ -8,6 +8,7 @@ pub mod authz;
 pub mod certgen;
 pub mod cli;
 pub mod config;
+pub mod expiry_watch;
 pub mod extprog;
 pub mod http;
 pub mod lint;

@@ -44,6 +44,7 @@ struct Inner {
     signing: Histogram,
     reloads: BTreeMap<&'static str, u64>,
     credential_cache: BTreeMap<&'static str, u64>,
+    bcrypt_jobs: BTreeMap<&'static str, u64>,
 }
 
 /// The metrics registry. Cheap to update: one short mutex section per observation, no allocation.
@@ -103,6 +104,13 @@ impl Metrics {
         self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
     }
 
+    /// One job offered to the bcrypt pool: `run`, `dropped` (its client went away before
+    /// it ran), `refused_queue_full` or `refused_client_share` (503). Decoy checks count as
+    /// `run` like real ones, so the counts tell nothing about which accounts exist.
+    pub fn bcrypt_job(&self, result: &'static str) {
+        self.with(|m| *m.bcrypt_jobs.entry(result).or_default() += 1);
+    }
+
     /// The text exposition; `cert_expiry` is seconds until the signing certificate expires.
     pub fn render(&self, cert_expiry: Option<i64>) -> String {
         let mut out = String::new();
@@ -139,6 +147,10 @@ impl Metrics {
             histograms(&mut out, "registry_auth_signing_duration_seconds", "Token signing latency.", &[], &signing);
             let mut reloads = m.reloads.clone();
             let mut cache = m.credential_cache.clone();
+            let mut bcrypt = m.bcrypt_jobs.clone();
+            for result in ["run", "dropped", "refused_queue_full", "refused_client_share"] {
+                bcrypt.entry(result).or_default();
+            }
             for result in ["ok", "failed"] {
                 reloads.entry(result).or_default();
             }
@@ -153,6 +165,13 @@ impl Metrics {
                 "Verified logins against a stored hash: hit (remembered, bcrypt skipped) or miss (bcrypt ran); refused logins are not counted.",
                 &["result"],
                 &labelled(&cache, |result| vec![result.to_string()]),
+            );
+            counter(
+                &mut out,
+                "registry_auth_bcrypt_jobs_total",
+                "Password checks offered to the bcrypt pool: run, dropped (client gone before it ran), refused_queue_full, refused_client_share.",
+                &["result"],
+                &labelled(&bcrypt, |result| vec![result.to_string()]),
             );
         });
         if let Some(seconds) = cert_expiry {

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod diag;
 pub mod ext;
 pub mod ldap;
+pub mod limits;
 pub mod mongo;
 pub mod reader;
 pub mod server;
@@ -24,6 +25,7 @@ pub use cache::CredentialCacheConfig;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
+pub use limits::{LimitsConfig, ScopeLimits};
 pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
 pub use token::TokenConfig;
@@ -46,6 +48,8 @@ pub struct Config {
     pub backends: Backends,
     /// Our addition: the verified-credential cache of the password backends.
     pub credential_cache: CredentialCacheConfig,
+    /// Our addition: caps on what one request and one client may ask for.
+    pub limits: LimitsConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -143,12 +147,13 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let acl_mongo = mongo::read_acl(&mut top, &mut diags);
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
+    let limits = limits::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
             let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo };
             let warnings = diags.warnings;
-            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, warnings })
+            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, limits, warnings })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
@@ -173,7 +178,7 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache"];
+    let mut known = vec!["server", "token", "credential_cache", "limits"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();

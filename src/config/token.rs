@@ -13,6 +13,9 @@ pub struct TokenConfig {
     pub disable_legacy_key_id: bool,
     /// Our addition: send the certificate chain in the `x5c` header.
     pub x5c: bool,
+    /// Our addition: certificates published for the registry (`jwks`, `bundle`) beside the
+    /// signing one, never used to sign: the next key before a rotation, the old one after.
+    pub verification_certificates: Vec<PathBuf>,
     pub line: usize,
 }
 
@@ -20,7 +23,8 @@ pub struct TokenConfig {
 /// reported (at start-up and by `check-config`).
 pub const MAX_SENSIBLE_EXPIRATION: u64 = 24 * 3600;
 
-const KNOWN: &[&str] = &["issuer", "expiration", "certificate", "key", "disable_legacy_key_id", "x5c"];
+const KNOWN: &[&str] =
+    &["issuer", "expiration", "certificate", "key", "disable_legacy_key_id", "x5c", "verification_certificates"];
 
 /// Reads `token:`, reporting docker_auth's checks 5 and 6 (§3.3).
 pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConfig> {
@@ -72,6 +76,7 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConf
         key: t.string("key", diags).filter(|p| !p.is_empty()).map(PathBuf::from),
         disable_legacy_key_id: t.bool("disable_legacy_key_id", diags).unwrap_or(false),
         x5c: t.bool("x5c", diags).unwrap_or(false),
+        verification_certificates: verification_certificates(&mut t, diags),
         line,
     };
     t.warn_unknown(KNOWN, diags);
@@ -91,4 +96,16 @@ fn warn_long_lifetime(seconds: u64, line: usize, diags: &mut Diagnostics) {
             )
             .hint("use at most 86400 (24 h); clients fetch a new token when theirs expires, e.g. expiration: 900");
     }
+}
+
+/// `verification_certificates: [path, ...]`; empty entries are errors (a path was meant).
+fn verification_certificates(t: &mut Section<'_>, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let list = t.string_list("verification_certificates", diags).unwrap_or_default();
+    let line = t.node("verification_certificates").map_or(t.line, |n| n.line);
+    for (i, _) in list.iter().enumerate().filter(|(_, p)| p.is_empty()) {
+        diags
+            .error(format!("token.verification_certificates[{i}]"), line, "empty certificate path")
+            .hint("list PEM certificate files, e.g. [\"ssl/next.pem\"]");
+    }
+    list.into_iter().filter(|p| !p.is_empty()).map(PathBuf::from).collect()
 }

@@ -89,7 +89,9 @@ fn configs_that_let_anyone_in_are_reported_with_line_and_fix() {
         "warning: account regex /^ops$|^dev/ is not anchored at the end ($): it matches every account that contains such a text (at acl[4].match.account, line 22)",
         "fix: write /^(?:ops$|^dev)$/",
         "warning: acl[5] grants \"*\" to anonymous clients: users has \"\" (no credentials) and its account \"/^(bot)?$/\" matches the empty account (at acl[5], line 24)",
-        "OK, 6 warning(s)",
+        // and without x5c, registry 3.x refuses the libtrust kid:
+        "(at token.x5c, line 3)",
+        "OK, 7 warning(s)",
     ]);
     // acl[1] needs a logged-in user; acl[7] is never reached by anonymous (acl[6] matches
     // every anonymous request first); "" itself has no password on purpose.
@@ -145,14 +147,15 @@ fn readable_key_files_and_day_long_tokens_are_warned_at_start_and_by_check_confi
     let (code, out) = check_config(&path, false);
     assert_eq!(code, Some(0), "{out}");
     assert_has(&out, &expected);
-    assert_has(&out, &["OK, 2 warning(s)"]);
+    assert_has(&out, &["(at token.x5c, line 3)", "OK, 3 warning(s)"]);
     let server = AuthServer::start(&yaml, false, &["serve"]);
     assert_has(&server.process.stderr(), &expected);
     drop(server);
 
-    // A 2048-bit key readable by its owner only, a 15-minute token: nothing to say.
+    // A 2048-bit key readable by its owner only, a 15-minute token, x5c: nothing to say.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let path = write(dir.path(), &yaml.replace("604800", "900").replace("@ADDR@", "127.0.0.1:5001"));
+    let fine = yaml.replace("  expiration: 604800\n", "  expiration: 900\n  x5c: true\n");
+    let path = write(dir.path(), &fine.replace("@ADDR@", "127.0.0.1:5001"));
     let (code, out) = check_config(&path, true);
     assert_eq!(code, Some(0), "{out}");
     assert_has(&out, &["OK, 0 warning(s)"]);

@@ -2,12 +2,14 @@
 //! CLI on the real binary, LDAP against a real slapd, and end-to-end runs against the real
 //! registry and skopeo.
 mod auth_server;
+mod cert_expiry;
 mod cli;
 mod common;
 mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
+mod dos;
 mod drop_in;
 mod e2e;
 mod explain;
@@ -19,7 +21,9 @@ mod log_safety;
 mod mongo;
 mod observability;
 mod ops;
+mod registry3_keys;
 mod reload;
+mod rotation;
 mod support;
 mod tls_resumption;
 mod token_keys;
