@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Token-server benchmark: builds the release binary, starts it on 127.0.0.1 with generated
 # keys and configs, drives it with wrk, and prints one table row per scenario next to the
-# two bounds measured in the same run (crypto: bcrypt + signature cost x cores; HTTP floor:
-# the same server and wrk settings on the trivial index route), then the latency at half
-# the measured maximum rate (wrk paced by a Lua delay).
+# two bounds measured in the same run (crypto: bcrypt + the fastest signature on the
+# machine, x cores; HTTP floor: the same server and wrk settings on the trivial index
+# route), then the latency at half the measured maximum rate (wrk paced by a Lua delay).
+# The signature bound is the faster of `openssl speed` (same algorithm and key size) and
+# the signing crate's bare primitive (`crypto_bound sign-raw`, same key), never our own
+# token path, so the distance between our CPU per token and the bound stays visible.
+# Then the HTTPS scenarios (EC P-256 certificate, anonymous ES256): keep-alive, a new
+# connection (full handshake) per token, and a resumed session per token.
 #
 # The server logs one audit line per token, into a directory of its own: a log file
 # beside the config would wake the config watcher on every line.
@@ -72,7 +77,7 @@ start_server() {
   "$BIN" serve "$work/config.yml" 2>"$work/log/server.log" &
   server_pid=$!
   for _ in $(seq 200); do
-    curl -s -o /dev/null "http://$ADDR/" && return 0
+    curl -sk -o /dev/null "$SCHEME://$ADDR/" && return 0
     sleep 0.05
   done
   cat "$work/log/server.log" >&2
@@ -82,6 +87,7 @@ start_server() {
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+SCHEME=http
 rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$server_pid/status"; }
 
 # wrk Lua: a fixed header, or a different user per request.
@@ -151,7 +157,7 @@ run_wrk() {
   local ticks0 ticks1 hz out requests
   hz=$(getconf CLK_TCK)
   ticks0=$(cpu_ticks)
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/req.lua" "http://$ADDR$1")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/req.lua" "$SCHEME://$ADDR$1")
   ticks1=$(cpu_ticks)
   RPS=$(wrk_rps "$out")
   P50=$(wrk_pct "$out" 50%)
@@ -161,16 +167,27 @@ run_wrk() {
   CPU_US=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v r="$requests" 'BEGIN {printf "%.0f", t / hz * 1e6 / r}')
 }
 
-declare -A SIGN_US BCRYPT_US
-for kind in rsa ec; do SIGN_US[$kind]=$($TOOL sign "$work/$kind.pem" "$work/$kind.key"); done
+# openssl_sign_us ALGORITHM → µs per signature (`openssl speed -mr` prints signs per second).
+openssl_sign_us() {
+  openssl speed -seconds 2 -mr "$1" 2>/dev/null | awk -F: '/^\+F[24]:/ {printf "%.1f", 1e6 / $4; exit}'
+}
+declare -A SIGN_US RAW_US OPENSSL_US BOUND_US BCRYPT_US
+OPENSSL_US[rsa]=$(openssl_sign_us rsa2048)
+OPENSSL_US[ec]=$(openssl_sign_us ecdsap256)
+for kind in rsa ec; do
+  SIGN_US[$kind]=$($TOOL sign "$work/$kind.pem" "$work/$kind.key")
+  RAW_US[$kind]=$($TOOL sign-raw "$work/$kind.pem" "$work/$kind.key")
+  BOUND_US[$kind]=$(awk -v a="${OPENSSL_US[$kind]}" -v b="${RAW_US[$kind]}" 'BEGIN {print (a < b ? a : b)}')
+done
 for cost in 5 10; do BCRYPT_US[$cost]=$($TOOL bcrypt "$cost"); done
 
 printf '\nregistry-auth %s, %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores)\n' \
   "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION"
-printf 'single-core cost: sign RSA-2048 %s us, sign EC P-256 %s us, bcrypt cost 5 %s us, cost 10 %s us\n\n' \
-  "${SIGN_US[rsa]}" "${SIGN_US[ec]}" "${BCRYPT_US[5]}" "${BCRYPT_US[10]}"
-printf '%-34s %9s %8s %8s %6s %8s %9s %9s %9s %7s %9s %9s %7s %7s\n' scenario tokens/s p50 p99 non2xx cpu_us/req \
-  crypto_bd http_floor fraction cache_hit half_rate p99@half idle_MB peak_MB
+printf 'single-core signature, us: RSA-2048 openssl %s, aws-lc-rs %s, our whole token %s; EC P-256 openssl %s, aws-lc-rs %s, our whole token %s\n' \
+  "${OPENSSL_US[rsa]}" "${RAW_US[rsa]}" "${SIGN_US[rsa]}" "${OPENSSL_US[ec]}" "${RAW_US[ec]}" "${SIGN_US[ec]}"
+printf 'single-core bcrypt, us: cost 5 %s, cost 10 %s\n\n' "${BCRYPT_US[5]}" "${BCRYPT_US[10]}"
+printf '%-34s %9s %8s %8s %6s %8s %8s %9s %9s %9s %7s %9s %9s %7s %7s\n' scenario tokens/s p50 p99 non2xx cpu_us/req \
+  bound_us crypto_bd http_floor fraction cache_hit half_rate p99@half idle_MB peak_MB
 SCENARIO_URL='/auth?service=registry&scope=repository:bench/app:pull,push'
 
 # req.lua for the half-load runs: the full-load requests again, or unused accounts for S7.
@@ -200,12 +217,12 @@ scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcr
   [ "$auth" = many ] && prepare=fresh_accounts
   run_paced "$SCENARIO_URL" "$(awk -v r="$RPS" 'BEGIN {print r / 2}')" "$prepare"
   stop_server
-  local per_token=${SIGN_US[$kind]}
+  local per_token=${BOUND_US[$kind]}
   [ "$cost" != 0 ] && per_token=$(awk -v a="$per_token" -v b="${BCRYPT_US[$cost]}" 'BEGIN {print a + b}')
   bound=$(awk -v c="$CORES" -v us="$per_token" 'BEGIN {printf "%.0f", c * 1e6 / us}')
   lower=$(awk -v a="$bound" -v b="$floor" 'BEGIN {print (a < b ? a : b)}')
-  printf '%-34s %9.0f %8s %8s %6s %8s %9s %9.0f %8.0f%% %9s %9s %9s %7.1f %7.1f\n' "$name" "$RPS" "$P50" "$P99" \
-    "$((NON2XX + HALF_NON2XX))" "$CPU_US" "$bound" "$floor" "$(awk -v r="$RPS" -v l="$lower" 'BEGIN {print 100 * r / l}')" \
+  printf '%-34s %9.0f %8s %8s %6s %8s %8s %9s %9.0f %8.0f%% %9s %9s %9s %7.1f %7.1f\n' "$name" "$RPS" "$P50" "$P99" \
+    "$((NON2XX + HALF_NON2XX))" "$CPU_US" "$per_token" "$bound" "$floor" "$(awk -v r="$RPS" -v l="$lower" 'BEGIN {print 100 * r / l}')" \
     "$hits" "$HALF_RPS" "$HALF_P99" "$(awk -v k="$idle" 'BEGIN {print k / 1024}')" "$(awk -v k="$peak" 'BEGIN {print k / 1024}')"
 }
 
@@ -217,3 +234,35 @@ scenario "S3 user bcrypt 10, RSA-2048" rsa 10 "" user10 10
 scenario "S6 anonymous, 1000-entry ACL, EC" ec 1000 "" anon 0
 scenario "S6 baseline: 10-entry ACL, EC" ec 10 "" anon 0
 scenario "S7 distinct users, bcrypt 5, EC" ec 10 "$work/many_users.yml" many 5
+
+# HTTPS: the listener gets the EC P-256 pair too. wrk's OpenSSL client never offers a
+# session again, so `Connection: close` is a full handshake per token; the resumed case is
+# `openssl s_time -reuse` (one connection at a time, each resuming the first session).
+tls_cpu() { # command... → sets TLS_CPU_US from the server's CPU over the tokens it served
+  local ticks0 ticks1 issued0 issued1
+  ticks0=$(cpu_ticks)
+  issued0=$(grep -c 'token issued' "$work/log/server.log" || true)
+  "$@" > "$work/tls.out" 2>&1 || true
+  ticks1=$(cpu_ticks)
+  issued1=$(grep -c 'token issued' "$work/log/server.log" || true)
+  TLS_TOKENS=$((issued1 - issued0))
+  TLS_CPU_US=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" -v r="$TLS_TOKENS" 'BEGIN {printf "%.0f", (r > 0 ? t / hz * 1e6 / r : 0)}')
+}
+tls_row() { printf '%-44s %9s %8s %10s\n' "$@"; }
+
+port=$(free_port); ADDR="127.0.0.1:$port"; SCHEME=https
+write_config ec 10 "" "$port"
+sed -i "s|^server:|server:\n  certificate: \"$work/ec.pem\"\n  key: \"$work/ec.key\"|" "$work/config.yml"
+start_server
+printf '\n%-44s %9s %8s %10s\n' "HTTPS scenario (EC P-256 cert, anonymous ES256)" tokens/s p99 cpu_us/tok
+printf '' > "$work/req.lua"
+run_wrk "$SCENARIO_URL"
+tls_row "H1 keep-alive, wrk -t$THREADS -c$CONNECTIONS" "$(printf '%.0f' "$RPS")" "$P99" "$CPU_US"
+printf 'wrk.headers["Connection"] = "close"\n' > "$work/req.lua"
+run_wrk "$SCENARIO_URL"
+tls_row "H2 new connection per token (full handshake)" "$(printf '%.0f' "$RPS")" "$P99" "$CPU_US"
+tls_cpu openssl s_time -connect "$ADDR" -www "$SCENARIO_URL" -new -time "$DURATION"
+tls_row "H3 s_time -new (full handshake, 1 client)" "$(awk -v n="$TLS_TOKENS" -v d="$DURATION" 'BEGIN {printf "%.0f", n / d}')" - "$TLS_CPU_US"
+tls_cpu openssl s_time -connect "$ADDR" -www "$SCENARIO_URL" -reuse -time "$DURATION"
+tls_row "H4 s_time -reuse (resumed session, 1 client)" "$(awk -v n="$TLS_TOKENS" -v d="$DURATION" 'BEGIN {printf "%.0f", n / d}')" - "$TLS_CPU_US"
+stop_server

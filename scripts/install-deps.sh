@@ -19,6 +19,9 @@ APT_COMPONENTS=(
   "pebble-challtestsrv|pebble"
   "systemd-analyze|systemd"
   "/etc/ssl/certs/ca-certificates.crt|ca-certificates"
+  "openssl|openssl"
+  # aws-lc-sys compiles AWS-LC from C (and x86-64 assembly) with the cc crate; no cmake.
+  "cc|gcc"
 )
 PYPI_PACKAGE=secantusdb
 PYPI_COMMAND=secantusd-py

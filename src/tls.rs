@@ -1,10 +1,14 @@
 //! rustls server configuration from docker_auth's TLS keys (parity.md §3.2, §8 item 68).
 //! Go names and numbers are mapped to what rustls offers; what it lacks is a clear error.
+//! The crypto is aws-lc-rs, the library that also signs the tokens. Sessions resume both
+//! ways docker clients and Go offer: stateless tickets (rotating keys) and session IDs from
+//! a bounded in-memory cache.
 use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::crypto::{ring, SupportedKxGroup};
+use rustls::crypto::{aws_lc_rs, SupportedKxGroup};
+use rustls::server::ServerSessionMemoryCache;
 use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
 
 use crate::config::reader::parse_go_int;
@@ -22,6 +26,7 @@ pub fn server_tls(
     match builder?.with_single_cert(certs, private_key) {
         Ok(mut config) => {
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            enable_resumption(&mut config, diags)?;
             Some(config)
         }
         Err(e) => {
@@ -41,6 +46,7 @@ pub fn acme_server_tls(
     diags: &mut Diagnostics,
 ) -> Option<rustls::ServerConfig> {
     let mut config = builder(server, diags)?.with_cert_resolver(resolver);
+    enable_resumption(&mut config, diags)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec(), crate::acme::ACME_TLS_ALPN.to_vec()];
     Some(config)
 }
@@ -48,7 +54,7 @@ pub fn acme_server_tls(
 type Builder = rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>;
 
 fn builder(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Builder> {
-    let mut provider = ring::default_provider();
+    let mut provider = aws_lc_rs::default_provider();
     if !server.tls_curve_preferences.is_empty() {
         provider.kx_groups = curves(server, diags)?;
     }
@@ -60,6 +66,26 @@ fn builder(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Builder> {
         Ok(builder) => Some(builder.with_no_client_auth()),
         Err(e) => {
             diags.error("server.tls_cipher_suites", 0, format!("cannot set up TLS: {e}"));
+            None
+        }
+    }
+}
+
+/// Session IDs kept for resumption; each entry is a few hundred bytes, so the cache stays
+/// under ~2 MB however many clients connect (the oldest entries are evicted).
+const SESSION_CACHE_ENTRIES: usize = 4096;
+
+/// A resumed handshake skips the certificate signature and the key exchange's verification
+/// work, which is most of a new connection's cost (docs/performance.md).
+fn enable_resumption(config: &mut rustls::ServerConfig, diags: &mut Diagnostics) -> Option<()> {
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
+    match aws_lc_rs::Ticketer::new() {
+        Ok(ticketer) => {
+            config.ticketer = ticketer;
+            Some(())
+        }
+        Err(e) => {
+            diags.error("server.certificate", 0, format!("cannot set up TLS session tickets: {e}"));
             None
         }
     }
@@ -89,13 +115,13 @@ fn curves(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Vec<&'static
     let mut ok = true;
     for (i, name) in server.tls_curve_preferences.iter().enumerate() {
         let group: Option<&'static dyn SupportedKxGroup> = match name.as_str() {
-            "X25519" => Some(ring::kx_group::X25519),
-            "P256" | "CurveP256" => Some(ring::kx_group::SECP256R1),
-            "P384" | "CurveP384" => Some(ring::kx_group::SECP384R1),
+            "X25519" => Some(aws_lc_rs::kx_group::X25519),
+            "P256" | "CurveP256" => Some(aws_lc_rs::kx_group::SECP256R1),
+            "P384" | "CurveP384" => Some(aws_lc_rs::kx_group::SECP384R1),
             other => match parse_go_int(other) {
-                Some(29) => Some(ring::kx_group::X25519),
-                Some(23) => Some(ring::kx_group::SECP256R1),
-                Some(24) => Some(ring::kx_group::SECP384R1),
+                Some(29) => Some(aws_lc_rs::kx_group::X25519),
+                Some(23) => Some(aws_lc_rs::kx_group::SECP256R1),
+                Some(24) => Some(aws_lc_rs::kx_group::SECP384R1),
                 _ => None,
             },
         };
@@ -118,7 +144,7 @@ fn curves(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Vec<&'static
 
 /// Go cipher-suite names and IDs that rustls implements (TLS 1.2 ECDHE AEAD suites).
 fn tls12_suite(name: &str) -> Option<SupportedCipherSuite> {
-    use ring::cipher_suite::*;
+    use aws_lc_rs::cipher_suite::*;
     let by_id = parse_go_int(name);
     let suite = match (name, by_id) {
         ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", _) | (_, Some(0xc02b)) => TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -142,7 +168,7 @@ fn is_tls13_suite(name: &str) -> bool {
 /// The listed TLS 1.2 suites, plus every TLS 1.3 suite (Go does not let 1.3 suites be chosen).
 fn cipher_suites(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Vec<SupportedCipherSuite>> {
     let mut suites: Vec<SupportedCipherSuite> =
-        ring::DEFAULT_CIPHER_SUITES.iter().copied().filter(|s| s.tls13().is_some()).collect();
+        aws_lc_rs::DEFAULT_CIPHER_SUITES.iter().copied().filter(|s| s.tls13().is_some()).collect();
     let mut ok = true;
     for (i, name) in server.tls_cipher_suites.iter().enumerate() {
         let path = format!("server.tls_cipher_suites[{i}]");

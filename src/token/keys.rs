@@ -32,6 +32,8 @@ pub enum KeyError {
     BadKey(String),
     #[error("failed to load token cert and key: public key type {0} is not supported; the token key must be RSA or EC P-256/P-384/P-521")]
     UnsupportedKeyType(String),
+    #[error("failed to load token cert and key: the RSA key has {0} bits; token keys must have 2048 to 8192 bits (below 2048 RSA is unsafe, above 8192 the signing library refuses it); make a new one with `openssl req -x509 -newkey rsa:2048 -nodes ...` or `registry-auth gen-cert`")]
+    RsaKeySize(usize),
     #[error("failed to load token cert and key: tls: private key does not match public key (the key file must hold the private key of the first certificate in the certificate file)")]
     KeyMismatch,
 }

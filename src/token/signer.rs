@@ -2,16 +2,18 @@
 //! accepts it (PKCS#1, PKCS#8, SEC1; parity.md §2.4) and signs with the one JWS algorithm the
 //! key type allows, in the byte form registry 2.8 accepts (PKCS#1 v1.5 for RSA, raw
 //! fixed-length r‖s for EC; token-spec.md §3.3 step 7). Imports only `kid` and `KeyError`.
+//!
+//! Every signature is made by aws-lc-rs (AWS-LC, constant-time, OpenSSL-speed assembly on
+//! x86-64 and aarch64), the same library rustls uses for the listener. The RustCrypto crates
+//! only parse the key files and derive the public half; none of them signs.
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as lc_sig, EcdsaKeyPair, RsaKeyPair};
 use p256::elliptic_curve::sec1::{FromEncodedPoint, ModulusSize, ToEncodedPoint};
 use p256::elliptic_curve::{AffinePoint, CurveArithmetic, FieldBytesSize, PublicKey};
 use p256::pkcs8::{AssociatedOid, DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
-use rand::rngs::OsRng;
-use ring::rand::SystemRandom;
-use ring::signature::{self as ring_sig, EcdsaKeyPair, RsaKeyPair};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::traits::PublicKeyParts;
 use rustls_pemfile::Item;
-use sha2::{Digest, Sha256};
 
 use super::keys::KeyError;
 use super::kid::{Curve, PublicKeyMaterial};
@@ -25,48 +27,30 @@ pub enum SignError {
     Encode(#[from] serde_json::Error),
 }
 
-/// DER DigestInfo header for SHA-256 (RFC 8017 §9.2 note 1). Spelled out because
-/// `Pkcs1v15Sign::new::<Sha256>()` needs sha2's `oid` feature, which this crate does not enable.
-const SHA256_DIGEST_INFO_PREFIX: [u8; 19] =
-    [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+/// The RSA moduli AWS-LC signs with. Go (and so docker_auth) signs with any size, but
+/// below 2048 bits RSA is no longer safe, and above 8192 AWS-LC refuses the key.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
 pub(crate) enum Signer {
-    /// RS256 through ring: constant-time, but ring only takes 2048–4096-bit moduli, e ≥ 65537.
-    RingRsa(RsaKeyPair),
-    /// RS256 through the `rsa` crate (blinded), for RSA keys ring refuses: docker_auth signs
-    /// with any RSA key, e.g. 1024 or 8192 bits, and a drop-in must start with the same key.
-    RustCryptoRsa(Box<rsa::RsaPrivateKey>),
-    /// ES256 / ES384 through ring; `*_FIXED_SIGNING` yields raw r‖s.
-    RingEcdsa(EcdsaKeyPair),
-    /// ES512: ring has no P-521 signing, so the `p521` crate does it (RFC 6979 nonces).
-    P521(p521::ecdsa::SigningKey),
+    /// RS256, PKCS#1 v1.5 (blinded, constant-time in AWS-LC).
+    Rsa(RsaKeyPair),
+    /// ES256 / ES384 / ES512; `*_FIXED_SIGNING` yields raw r‖s.
+    Ecdsa(EcdsaKeyPair),
 }
 
 impl Signer {
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        let rng = SystemRandom::new();
         match self {
-            Signer::RingRsa(key) => {
-                let mut signature = vec![0u8; key.public().modulus_len()];
-                key.sign(&ring_sig::RSA_PKCS1_SHA256, &rng, message, &mut signature)
-                    .map_err(|_| SignError::Crypto("ring RSA"))?;
+            Signer::Rsa(key) => {
+                let mut signature = vec![0u8; key.public_modulus_len()];
+                key.sign(&lc_sig::RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
+                    .map_err(|_| SignError::Crypto("aws-lc RSA"))?;
                 Ok(signature)
             }
-            Signer::RustCryptoRsa(key) => {
-                let padding = rsa::Pkcs1v15Sign { hash_len: Some(32), prefix: Box::new(SHA256_DIGEST_INFO_PREFIX) };
-                key.sign_with_rng(&mut OsRng, padding, &Sha256::digest(message))
-                    .map_err(|_| SignError::Crypto("rsa crate"))
-            }
-            Signer::RingEcdsa(key) => key
-                .sign(&rng, message)
+            Signer::Ecdsa(key) => key
+                .sign(&SystemRandom::new(), message)
                 .map(|signature| signature.as_ref().to_vec())
-                .map_err(|_| SignError::Crypto("ring ECDSA")),
-            Signer::P521(key) => {
-                use p521::ecdsa::signature::Signer as _;
-                let signature: p521::ecdsa::Signature =
-                    key.try_sign(message).map_err(|_| SignError::Crypto("p521 crate"))?;
-                Ok(signature.to_bytes().to_vec())
-            }
+                .map_err(|_| SignError::Crypto("aws-lc ECDSA")),
         }
     }
 }
@@ -137,42 +121,35 @@ fn from_sec1(der: &[u8]) -> Result<PrivateKey, KeyError> {
 
 fn rsa_key(key: rsa::RsaPrivateKey) -> Result<PrivateKey, KeyError> {
     let public = PublicKeyMaterial::Rsa { n: key.n().to_bytes_be(), e: key.e().to_bytes_be() };
+    let bits = key.n().bits();
+    if !RSA_BITS.contains(&bits) {
+        return Err(KeyError::RsaKeySize(bits));
+    }
     let pkcs1 = key.to_pkcs1_der().map_err(bad_key)?;
-    // The rsa crate has already validated the key, so ring refusing it only means ring's
-    // stricter size/exponent policy; fall back rather than refuse a key docker_auth accepts.
-    let signer = match RsaKeyPair::from_der(pkcs1.as_bytes()) {
-        Ok(pair) => Signer::RingRsa(pair),
-        Err(_) => Signer::RustCryptoRsa(Box::new(key)),
-    };
+    let signer = Signer::Rsa(RsaKeyPair::from_der(pkcs1.as_bytes()).map_err(bad_key)?);
     Ok(PrivateKey { algorithm: "RS256", signer, public })
 }
 
 fn p256_key(key: &p256::SecretKey) -> Result<PrivateKey, KeyError> {
     let point = uncompressed_point(&key.public_key());
-    let alg = &ring_sig::ECDSA_P256_SHA256_FIXED_SIGNING;
-    let signer = Signer::RingEcdsa(ring_ecdsa(alg, &key.to_bytes(), &point)?);
+    let signer = ecdsa(&lc_sig::ECDSA_P256_SHA256_FIXED_SIGNING, &key.to_bytes(), &point)?;
     ec_key("ES256", Curve::P256, signer, &point)
 }
 
 fn p384_key(key: &p384::SecretKey) -> Result<PrivateKey, KeyError> {
     let point = uncompressed_point(&key.public_key());
-    let alg = &ring_sig::ECDSA_P384_SHA384_FIXED_SIGNING;
-    let signer = Signer::RingEcdsa(ring_ecdsa(alg, &key.to_bytes(), &point)?);
+    let signer = ecdsa(&lc_sig::ECDSA_P384_SHA384_FIXED_SIGNING, &key.to_bytes(), &point)?;
     ec_key("ES384", Curve::P384, signer, &point)
 }
 
 fn p521_key(key: &p521::SecretKey) -> Result<PrivateKey, KeyError> {
     let point = uncompressed_point(&key.public_key());
-    let signing_key = p521::ecdsa::SigningKey::from_slice(&key.to_bytes()).map_err(bad_key)?;
-    ec_key("ES512", Curve::P521, Signer::P521(signing_key), &point)
+    let signer = ecdsa(&lc_sig::ECDSA_P521_SHA512_FIXED_SIGNING, &key.to_bytes(), &point)?;
+    ec_key("ES512", Curve::P521, signer, &point)
 }
 
-fn ring_ecdsa(
-    alg: &'static ring_sig::EcdsaSigningAlgorithm,
-    scalar: &[u8],
-    point: &[u8],
-) -> Result<EcdsaKeyPair, KeyError> {
-    EcdsaKeyPair::from_private_key_and_public_key(alg, scalar, point, &SystemRandom::new()).map_err(bad_key)
+fn ecdsa(alg: &'static lc_sig::EcdsaSigningAlgorithm, scalar: &[u8], point: &[u8]) -> Result<Signer, KeyError> {
+    EcdsaKeyPair::from_private_key_and_public_key(alg, scalar, point).map(Signer::Ecdsa).map_err(bad_key)
 }
 
 fn ec_key(algorithm: &'static str, curve: Curve, signer: Signer, point: &[u8]) -> Result<PrivateKey, KeyError> {

@@ -27,5 +27,6 @@ mod registry3_keys;
 mod reload;
 mod rotation;
 mod support;
+mod tls_resumption;
 mod token_keys;
 mod xorm;

@@ -51,12 +51,19 @@ fn rsa_pkcs8_key_signs_rs256() {
 }
 
 #[test]
-fn rsa_1024_key_is_accepted_like_docker_auth() {
-    // ring refuses moduli under 2048 bits: this goes through the rsa-crate fallback signer.
+fn rsa_1024_key_is_refused_with_the_reason() {
+    // docker_auth signs with RSA-1024; AWS-LC (and sound practice) needs at least 2048 bits.
     let small = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
-    let issuer = fixtures::small_rsa_fixture(&small).issuer(KidMode::Libtrust, false);
+    let error = fixtures::small_rsa_fixture(&small).load().unwrap_err().to_string();
+    assert!(error.contains("the RSA key has 1024 bits; token keys must have 2048 to 8192 bits"), "{error}");
+}
+
+#[test]
+fn rsa_3072_key_signs_rs256() {
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 3072).unwrap();
+    let issuer = fixtures::small_rsa_fixture(&key).issuer(KidMode::Libtrust, false);
     assert_eq!(issuer.key().algorithm(), "RS256");
-    assert_verifies(&issuer, &rsa_decoding_key(&small), Algorithm::RS256, 128);
+    assert_verifies(&issuer, &rsa_decoding_key(&key), Algorithm::RS256, 384);
 }
 
 #[test]

@@ -1,0 +1,78 @@
+//! TLS session resumption on the listener, seen by a real OpenSSL client: `s_client
+//! -sess_out` saves the first connection's session, a second `s_client -sess_in` offers
+//! it and prints `Reused` when the server resumed it (docker clients reconnect for every
+//! token, so a resumed handshake is the common case in production).
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::auth_server::AuthServer;
+use crate::common::{with_keys, KeyKind, Keys};
+use crate::support::process::require_program;
+use crate::support::temp_dir;
+
+/// One TLS server for the module; each test connects with its own client options.
+fn server() -> &'static (AuthServer, Keys) {
+    static SERVER: OnceLock<(AuthServer, Keys)> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let keys = Keys::new(KeyKind::EcP256);
+        let yaml = "server:\n  addr: \"@ADDR@\"\n  certificate: \"@CERT@\"\n  key: \"@KEY@\"\ntoken:\n  issuer: \"Acme auth server\"\n  expiration: 900\n  certificate: \"@CERT@\"\n  key: \"@KEY@\"\nusers:\n  \"\": {}\nacl:\n  - match: {account: \"\"}\n    actions: [\"pull\"]\n";
+        (AuthServer::start(&with_keys(yaml, &keys), true, &[]), keys)
+    })
+}
+
+/// One `openssl s_client` connection that sends a GET and reads the answer (so TLS 1.3
+/// tickets, which come after the handshake, arrive), saving or offering the session.
+fn connect(options: &[&str], session: (&str, &Path)) -> String {
+    let (server, keys) = server();
+    let mut child = Command::new(require_program("openssl"))
+        .args(["s_client", "-connect", &server.addr, "-ign_eof", "-CAfile"])
+        .arg(&keys.cert)
+        .args(options)
+        .arg(session.0)
+        .arg(session.1)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(stdout.contains("Verify return code: 0 (ok)"), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("HTTP/1.0 200 OK"), "{stdout}");
+    stdout
+}
+
+/// A first connection and a second one offering its session: both outputs.
+fn first_and_resumed(options: &[&str]) -> (String, String) {
+    let dir = temp_dir("tls-session");
+    let file = dir.path().join("session.pem");
+    let first = connect(options, ("-sess_out", &file));
+    let second = connect(options, ("-sess_in", &file));
+    (first, second)
+}
+
+const TICKET_ISSUED: &str = "TLS session ticket lifetime hint";
+
+#[test]
+fn tls13_second_connection_resumes() {
+    let (first, second) = first_and_resumed(&["-tls1_3"]);
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    assert!(second.contains("Reused, TLSv1.3"), "{second}");
+}
+
+#[test]
+fn tls12_second_connection_resumes_with_a_session_ticket() {
+    let (first, second) = first_and_resumed(&["-tls1_2"]);
+    assert!(first.contains("New, TLSv1.2") && first.contains(TICKET_ISSUED), "{first}");
+    assert!(second.contains("Reused, TLSv1.2"), "{second}");
+}
+
+#[test]
+fn tls12_second_connection_resumes_by_session_id_when_the_client_refuses_tickets() {
+    let (first, second) = first_and_resumed(&["-tls1_2", "-no_ticket"]);
+    assert!(first.contains("New, TLSv1.2") && !first.contains(TICKET_ISSUED), "{first}");
+    assert!(second.contains("Reused, TLSv1.2"), "{second}");
+}
