@@ -20,6 +20,7 @@ pub mod scope;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod token;

@@ -9,6 +9,7 @@ use crate::authz::{self, AuthzChain, ScopeDecision};
 use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
+use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
 /// One parsed token request.
@@ -39,13 +40,22 @@ pub enum AuthError {
     Authz(#[from] authz::ChainError),
     #[error("signing failed: {0}")]
     Signing(#[from] SignError),
+    /// The store was needed to grant and could not answer (fail closed, state.md).
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Too many failed logins for this account or client address; the password was not
+    /// checked. Retry after the given time.
+    #[error("too many failed logins; retry in {}s", .retry_after.as_secs())]
+    TooManyAttempts { retry_after: std::time::Duration },
 }
 
-/// The authn chain, authz chain and token issuer of one loaded config.
+/// The authn chain, authz chain, token issuer and store of one loaded config.
 pub struct AuthService {
     pub authn: AuthnChain,
     pub authz: AuthzChain,
     pub issuer: TokenIssuer,
+    /// Our own records (identity tokens, robots, lockout counts); shared across reloads.
+    pub store: SharedStore,
 }
 
 impl AuthService {

@@ -15,6 +15,7 @@ pub mod ldap;
 pub mod mongo;
 pub mod reader;
 pub mod server;
+pub mod store;
 pub mod token;
 pub mod users;
 pub mod yaml;
@@ -26,6 +27,7 @@ pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
 pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
+pub use store::StoreConfig;
 pub use token::TokenConfig;
 pub use users::UserEntry;
 
@@ -46,6 +48,8 @@ pub struct Config {
     pub backends: Backends,
     /// Our addition: the verified-credential cache of the password backends.
     pub credential_cache: CredentialCacheConfig,
+    /// Our addition: where our own records live (`Memory` without a `store:` section).
+    pub store: StoreConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -140,19 +144,20 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let acl_mongo = mongo::read_acl(&mut top, &mut diags);
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
+    let store = store::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
             let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo };
             let warnings = diags.warnings;
-            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, warnings })
+            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, store, warnings })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache"];
+    let mut known = vec!["server", "token", "credential_cache", "store"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();

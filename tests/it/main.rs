@@ -17,5 +17,6 @@ mod mongo;
 mod observability;
 mod ops;
 mod reload;
+mod store;
 mod support;
 mod token_keys;
