@@ -44,6 +44,12 @@ pub enum Command {
     /// Show what the server would decide for an account and scopes, and why; or decode
     /// and verify a token.
     Explain(ExplainArgs),
+    /// Print the JWKS for registry 3.x's auth.token.jwks: the signing and verification
+    /// certificates' keys under the kid our tokens carry.
+    Jwks { config: PathBuf },
+    /// Print the PEM bundle for the registry's auth.token.rootcertbundle: the signing
+    /// certificate, then token.verification_certificates.
+    Bundle { config: PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,7 +139,8 @@ pub struct HashPasswordArgs {
     pub format: HashFormat,
 }
 
-const SUBCOMMANDS: &[&str] = &["serve", "gen-cert", "hash-password", "check-config", "explain", "help"];
+const SUBCOMMANDS: &[&str] =
+    &["serve", "gen-cert", "hash-password", "check-config", "explain", "jwks", "bundle", "help"];
 /// glog flags that take a value.
 const GLOG_VALUE_FLAGS: &[&str] = &["v", "stderrthreshold", "log_dir", "vmodule", "log_backtrace_at", "logbufsecs"];
 const GLOG_BOOL_FLAGS: &[&str] = &["logtostderr", "alsologtostderr"];
