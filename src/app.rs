@@ -16,6 +16,7 @@ use crate::authz::mongo_acl::AclMongo;
 use crate::authz::{Authorizer, AuthzChain};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::http::{AppState, RealIp, Routes};
+use crate::identity::lockout::Lockout;
 use crate::mongo::Clients;
 use crate::service::AuthService;
 use crate::store::{SharedStore, StoreConfig, StoreError};
@@ -47,7 +48,13 @@ pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic 
         StoreError::Locked { .. } => "another registry-auth server uses this directory: stop it, or give each server its own store.path (replicas share a Redis store instead)",
         _ => "check that the directory is writable by this user (embedded) or that Redis is reachable with these settings",
     };
-    Diagnostic { path: path.to_string(), line, message: error.to_string(), hint: Some(hint.to_string()) }
+    Diagnostic {
+        path: path.to_string(),
+        line,
+        message: error.to_string(),
+        hint: Some(hint.to_string()),
+        error_when_strict: false,
+    }
 }
 
 /// [`build`] with a store already open (the one `serve` owns, or the running one on reload).
@@ -75,7 +82,8 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         x5c: config.token.x5c,
     };
     registry_compat_warnings(config, &key, &published, &mut diags);
-    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store };
+    let lockout = Lockout::new(&config.lockout, store.clone());
+    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store, lockout };
     let state = AppState {
         service,
         routes: Routes::new(&config.server.path_prefix),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod expiry_watch;
 pub mod extprog;
 pub mod http;
+pub mod identity;
 pub mod lint;
 pub mod metrics;
 pub mod mongo;

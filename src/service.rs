@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
+use crate::identity::lockout::{Attempt, Lockout};
 use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
@@ -56,11 +57,13 @@ pub struct AuthService {
     pub issuer: TokenIssuer,
     /// Our own records (identity tokens, robots, lockout counts); shared across reloads.
     pub store: SharedStore,
+    /// Brute-force protection, checked before any password (`identity::lockout`).
+    pub lockout: Lockout,
 }
 
 impl AuthService {
     pub async fn handle(&self, req: &AuthRequest) -> Result<Grant, AuthError> {
-        let labels = self.authenticate(req).await?;
+        let labels = self.authenticate_guarded(req).await?;
         let mut access = Vec::with_capacity(req.scopes.len());
         let mut decisions = Vec::with_capacity(req.scopes.len());
         for scope in &req.scopes {
@@ -80,6 +83,20 @@ impl AuthService {
         let token = token?;
         log_decision(req, &access, &decisions);
         Ok(Grant { token, access })
+    }
+
+    /// [`Self::authenticate`] behind brute-force protection: a locked address or account
+    /// is refused before any password check, and every 401 counts as a failure.
+    async fn authenticate_guarded(&self, req: &AuthRequest) -> Result<Labels, AuthError> {
+        let attempt = Attempt { account: &req.account, ip: req.ip, service: &req.service };
+        if let Err(retry_after) = self.lockout.check(&attempt).await {
+            return Err(AuthError::TooManyAttempts { retry_after });
+        }
+        let result = self.authenticate(req).await;
+        if matches!(result, Err(AuthError::Unauthorized)) {
+            self.lockout.record_failure(&attempt).await;
+        }
+        result
     }
 
     async fn authenticate(&self, req: &AuthRequest) -> Result<Labels, AuthError> {

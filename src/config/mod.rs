@@ -12,6 +12,7 @@ pub mod cache;
 pub mod diag;
 pub mod ext;
 pub mod ldap;
+pub mod lockout;
 pub mod mongo;
 pub mod reader;
 pub mod server;
@@ -25,6 +26,7 @@ pub use cache::CredentialCacheConfig;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
+pub use lockout::LockoutConfig;
 pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
 pub use store::StoreConfig;
@@ -50,6 +52,8 @@ pub struct Config {
     pub credential_cache: CredentialCacheConfig,
     /// Our addition: where our own records live (`Memory` without a `store:` section).
     pub store: StoreConfig,
+    /// Our addition: brute-force protection (on by default).
+    pub lockout: LockoutConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -148,12 +152,25 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
     let store = store::read(&mut top, &mut diags);
+    let lockout = lockout::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
             let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo };
             let warnings = diags.warnings;
-            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, store, warnings })
+            Ok(Config {
+                server,
+                token,
+                users,
+                ldap,
+                acl,
+                compiled_acl,
+                backends,
+                credential_cache,
+                store,
+                lockout,
+                warnings,
+            })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
@@ -178,7 +195,7 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache", "store"];
+    let mut known = vec!["server", "token", "credential_cache", "store", "lockout"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();

@@ -49,7 +49,8 @@ impl HttpError {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "Authentication failed (store unavailable)\n".to_string())
             }
             HttpError::Auth(AuthError::TooManyAttempts { retry_after }) => {
-                let seconds = retry_after.as_secs().max(1);
+                // Rounded up: a client retrying at Retry-After must not find the lock still on.
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1) as u64;
                 let mut response =
                     text(StatusCode::TOO_MANY_REQUESTS, format!("Too many failed logins, retry in {seconds}s\n"));
                 response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));

@@ -16,6 +16,7 @@ mod ext;
 mod fuzz;
 mod http_contract;
 mod ldap;
+mod lockout;
 mod log_safety;
 mod mongo;
 mod observability;
