@@ -14,6 +14,7 @@ APT_COMPONENTS=(
   "ldapsearch|ldap-utils"
   "redis-server|redis-server"
   "wrk|wrk"
+  "pebble-challtestsrv|pebble"
   "systemd-analyze|systemd"
   "/etc/ssl/certs/ca-certificates.crt|ca-certificates"
 )

@@ -48,6 +48,7 @@ struct Inner {
     lockout_refused: BTreeMap<&'static str, u64>,
     lockouts: BTreeMap<&'static str, u64>,
     lockout_store_errors: BTreeMap<&'static str, u64>,
+    bcrypt_jobs: BTreeMap<&'static str, u64>,
 }
 
 /// The metrics registry. Cheap to update: one short mutex section per observation, no allocation.
@@ -122,6 +123,13 @@ impl Metrics {
         self.with(|m| *m.lockout_store_errors.entry(operation).or_default() += 1);
     }
 
+    /// One job offered to the bcrypt pool: `run`, `dropped` (its client went away before
+    /// it ran), `refused_queue_full` or `refused_client_share` (503). Decoy checks count as
+    /// `run` like real ones, so the counts tell nothing about which accounts exist.
+    pub fn bcrypt_job(&self, result: &'static str) {
+        self.with(|m| *m.bcrypt_jobs.entry(result).or_default() += 1);
+    }
+
     /// The text exposition; `cert_expiry` is seconds until the signing certificate expires.
     pub fn render(&self, cert_expiry: Option<i64>) -> String {
         let mut out = String::new();
@@ -158,6 +166,10 @@ impl Metrics {
             histograms(&mut out, "registry_auth_signing_duration_seconds", "Token signing latency.", &[], &signing);
             let mut reloads = m.reloads.clone();
             let mut cache = m.credential_cache.clone();
+            let mut bcrypt = m.bcrypt_jobs.clone();
+            for result in ["run", "dropped", "refused_queue_full", "refused_client_share"] {
+                bcrypt.entry(result).or_default();
+            }
             for result in ["ok", "failed"] {
                 reloads.entry(result).or_default();
             }
@@ -174,6 +186,13 @@ impl Metrics {
                 &labelled(&cache, |result| vec![result.to_string()]),
             );
             render_lockout(&mut out, m);
+            counter(
+                &mut out,
+                "registry_auth_bcrypt_jobs_total",
+                "Password checks offered to the bcrypt pool: run, dropped (client gone before it ran), refused_queue_full, refused_client_share.",
+                &["result"],
+                &labelled(&bcrypt, |result| vec![result.to_string()]),
+            );
         });
         if let Some(seconds) = cert_expiry {
             header(

@@ -48,6 +48,9 @@ pub enum AuthError {
     /// checked. Retry after the given time.
     #[error("too many failed logins; retry in {}s", .retry_after.as_secs())]
     TooManyAttempts { retry_after: std::time::Duration },
+    /// The bcrypt queue is full (overall or for this client): 503, retry later.
+    #[error("too many password checks waiting")]
+    Overloaded,
 }
 
 /// The authn chain, authz chain, token issuer and store of one loaded config.
@@ -101,7 +104,14 @@ impl AuthService {
 
     async fn authenticate(&self, req: &AuthRequest) -> Result<Labels, AuthError> {
         let started = Instant::now();
-        let decision = self.authn.authenticate(&req.account, &req.password).await.inspect_err(|e| {
+        let login = self.authn.authenticate(&req.account, &req.password);
+        let (decision, refused) = authn::password::for_client(req.ip, login).await;
+        if refused {
+            // Not an authentication outcome: nothing about the account was learnt.
+            tracing::warn!(ip = %ip_text(req.ip), "login refused: the bcrypt queue is full (limits.bcrypt_queue*)");
+            return Err(AuthError::Overloaded);
+        }
+        let decision = decision.inspect_err(|e| {
             metrics::global().authn(e.backend, "error", started.elapsed());
             tracing::error!(account = %req.account, ip = %ip_text(req.ip), error = %e, "authentication backend error");
         })?;

@@ -1,6 +1,7 @@
 //! `mongo_auth`: users in a MongoDB collection (parity.md §5.4). Documents are
 //! `{username, password: <bcrypt>, labels: {k: [v]}}`; not found is "no match", a missing
-//! password accepts any password (as docker_auth), a bcrypt mismatch denies. An outage is
+//! password accepts any password (as docker_auth), a bcrypt mismatch denies; an unknown
+//! account and a hash that is not bcrypt cost a decoy bcrypt check. An outage is
 //! an error (fixed 500) and the driver reconnects by itself.
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +89,12 @@ impl Authenticator for MongoAuth {
         let found = crate::mongo::run(async move { users.find_one(filter).await })
             .await
             .map_err(|e| AuthnError(format!("MongoDB lookup failed: {e}")))?;
-        let Some(user) = found else { return Ok(AuthnOutcome::NoMatch) };
+        let Some(user) = found else {
+            // mongo_auth is the last backend: an unknown account ends the chain here, and
+            // costs a decoy check like a wrong password would.
+            self.verifier.decoy(password).await?;
+            return Ok(AuthnOutcome::NoMatch);
+        };
         let labels = user.labels.unwrap_or_default();
         let Some(hash) = user.password else { return Ok(AuthnOutcome::Allow(labels)) };
         let hash = Arc::from(normalise_prefix(&hash));

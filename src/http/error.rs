@@ -41,6 +41,12 @@ impl HttpError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("Authorization failed (authz #{} returned error)\n", e.index + 1),
             ),
+            HttpError::Auth(AuthError::Overloaded) => {
+                let mut response =
+                    text(StatusCode::SERVICE_UNAVAILABLE, "Too many logins waiting, retry shortly\n".to_string());
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                response
+            }
             HttpError::Auth(AuthError::Signing(_)) => {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "Failed to generate token\n".to_string())
             }

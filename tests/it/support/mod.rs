@@ -12,6 +12,7 @@
 pub mod http;
 pub mod mongo;
 pub mod oci;
+pub mod pebble;
 pub mod ports;
 pub mod process;
 pub mod redis;
