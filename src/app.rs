@@ -1,5 +1,7 @@
-//! Builds the running state from a validated [`Config`]: keys, TLS, backends and chains.
-//! `serve`, tests (and later `check-config` and reload) all go through [`build`].
+//! Builds the running state from a validated [`Config`]: keys, TLS, backends, chains and
+//! the store. `serve` opens the store once ([`crate::store::open_owned`]) and builds with
+//! [`build_with`]; a reload reuses the running store; `check-config`, `explain` and tests
+//! go through [`build`], which reaches the store as the CLI does ([`crate::store::connect`]).
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,9 +20,11 @@ use crate::authz::xorm_acl::AclXorm;
 use crate::authz::{Authorizer, AuthzChain};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::http::{AppState, RealIp, Routes};
+use crate::identity::lockout::Lockout;
 use crate::mongo::Clients;
 use crate::service::AuthService;
 use crate::sql::Pools;
+use crate::store::{SharedStore, StoreConfig, StoreError};
 use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 
@@ -34,8 +38,35 @@ pub struct Built {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Loads keys and certificates and assembles the chains. Errors name the config key.
+/// Loads keys and certificates, reaches the store and assembles the chains. Errors name
+/// the config key.
 pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
+    let store = crate::store::connect(&config.store).map_err(|e| vec![store_diagnostic(&config.store, &e)])?;
+    build_with(config, store)
+}
+
+/// The problem of a store that cannot be opened, pointing at the `store:` section.
+pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic {
+    let (path, line) = match config {
+        StoreConfig::Memory => ("store", 0),
+        StoreConfig::Embedded(e) => ("store.path", e.line),
+        StoreConfig::Redis(r) => (if r.cluster { "store.redis_cluster" } else { "store.redis" }, r.line),
+    };
+    let hint = match error {
+        StoreError::Locked { .. } => "another registry-auth server uses this directory: stop it, or give each server its own store.path (replicas share a Redis store instead)",
+        _ => "check that the directory is writable by this user (embedded) or that Redis is reachable with these settings",
+    };
+    Diagnostic {
+        path: path.to_string(),
+        line,
+        message: error.to_string(),
+        hint: Some(hint.to_string()),
+        error_when_strict: false,
+    }
+}
+
+/// [`build`] with a store already open (the one `serve` owns, or the running one on reload).
+pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diagnostic>> {
     let mut diags = Diagnostics::default();
     let (tls, acme) = listener_tls(config, &mut diags);
     let key = signing_key(config, &mut diags);
@@ -57,7 +88,8 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         x5c: config.token.x5c,
     };
     registry_compat_warnings(config, &key, &published, &mut diags);
-    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key) };
+    let lockout = Lockout::new(&config.lockout, store.clone());
+    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store, lockout };
     let state = AppState {
         service,
         routes: Routes::new(&config.server.path_prefix),

@@ -44,6 +44,10 @@ struct Inner {
     signing: Histogram,
     reloads: BTreeMap<&'static str, u64>,
     credential_cache: BTreeMap<&'static str, u64>,
+    /// Brute-force protection, by scope (`ip`/`account`) or store operation.
+    lockout_refused: BTreeMap<&'static str, u64>,
+    lockouts: BTreeMap<&'static str, u64>,
+    lockout_store_errors: BTreeMap<&'static str, u64>,
     bcrypt_jobs: BTreeMap<&'static str, u64>,
 }
 
@@ -102,6 +106,21 @@ impl Metrics {
     /// `miss` (bcrypt ran). Refused logins are not counted.
     pub fn credential_cache(&self, result: &'static str) {
         self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
+    }
+
+    /// A login refused by brute-force protection; `scope` is `ip` or `account`.
+    pub fn lockout_refused(&self, scope: &'static str) {
+        self.with(|m| *m.lockout_refused.entry(scope).or_default() += 1);
+    }
+
+    /// A count reached its limit (one per lockout).
+    pub fn lockout(&self, scope: &'static str) {
+        self.with(|m| *m.lockouts.entry(scope).or_default() += 1);
+    }
+
+    /// Brute-force counting skipped because the store did not answer (`check` or `count`).
+    pub fn lockout_store_error(&self, operation: &'static str) {
+        self.with(|m| *m.lockout_store_errors.entry(operation).or_default() += 1);
     }
 
     /// One job offered to the bcrypt pool: `run`, `dropped` (its client went away before
@@ -166,6 +185,7 @@ impl Metrics {
                 &["result"],
                 &labelled(&cache, |result| vec![result.to_string()]),
             );
+            render_lockout(&mut out, m);
             counter(
                 &mut out,
                 "registry_auth_bcrypt_jobs_total",
@@ -185,6 +205,46 @@ impl Metrics {
         }
         out
     }
+}
+
+fn render_lockout(out: &mut String, m: &Inner) {
+    let (mut refused, mut locks, mut errors) =
+        (m.lockout_refused.clone(), m.lockouts.clone(), m.lockout_store_errors.clone());
+    for scope in ["ip", "account"] {
+        refused.entry(scope).or_default();
+        locks.entry(scope).or_default();
+    }
+    for operation in ["check", "count"] {
+        errors.entry(operation).or_default();
+    }
+    let by = |map: &BTreeMap<&'static str, u64>| labelled(map, |k| vec![k.to_string()]);
+    counter(
+        out,
+        "registry_auth_lockout_refused_total",
+        "Logins refused (429) by brute-force protection, by the counter that refused.",
+        &["scope"],
+        &by(&refused),
+    );
+    counter(
+        out,
+        "registry_auth_lockouts_total",
+        "Lockouts started (a count reached its limit).",
+        &["scope"],
+        &by(&locks),
+    );
+    counter(
+        out,
+        "registry_auth_lockout_store_errors_total",
+        "Brute-force checks or counts skipped because the store did not answer.",
+        &["operation"],
+        &by(&errors),
+    );
+}
+
+/// The store gauge, rendered at scrape time from a health check of the running store.
+pub fn render_store_up(out: &mut String, engine: &str, up: bool) {
+    header(out, "registry_auth_store_up", "Whether the store answers (1) or not (0), by engine.", "gauge");
+    let _ = writeln!(out, "registry_auth_store_up{{engine=\"{}\"}} {}", escape(engine), u8::from(up));
 }
 
 /// A map with static keys as one with label-value lists, for rendering.

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
+use crate::identity::lockout::{Attempt, Lockout};
 use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
+use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
 /// One parsed token request.
@@ -39,21 +41,32 @@ pub enum AuthError {
     Authz(#[from] authz::ChainError),
     #[error("signing failed: {0}")]
     Signing(#[from] SignError),
+    /// The store was needed to grant and could not answer (fail closed, state.md).
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Too many failed logins for this account or client address; the password was not
+    /// checked. Retry after the given time.
+    #[error("too many failed logins; retry in {}s", .retry_after.as_secs())]
+    TooManyAttempts { retry_after: std::time::Duration },
     /// The bcrypt queue is full (overall or for this client): 503, retry later.
     #[error("too many password checks waiting")]
     Overloaded,
 }
 
-/// The authn chain, authz chain and token issuer of one loaded config.
+/// The authn chain, authz chain, token issuer and store of one loaded config.
 pub struct AuthService {
     pub authn: AuthnChain,
     pub authz: AuthzChain,
     pub issuer: TokenIssuer,
+    /// Our own records (identity tokens, robots, lockout counts); shared across reloads.
+    pub store: SharedStore,
+    /// Brute-force protection, checked before any password (`identity::lockout`).
+    pub lockout: Lockout,
 }
 
 impl AuthService {
     pub async fn handle(&self, req: &AuthRequest) -> Result<Grant, AuthError> {
-        let labels = self.authenticate(req).await?;
+        let labels = self.authenticate_guarded(req).await?;
         let mut access = Vec::with_capacity(req.scopes.len());
         let mut decisions = Vec::with_capacity(req.scopes.len());
         for scope in &req.scopes {
@@ -73,6 +86,20 @@ impl AuthService {
         let token = token?;
         log_decision(req, &access, &decisions);
         Ok(Grant { token, access })
+    }
+
+    /// [`Self::authenticate`] behind brute-force protection: a locked address or account
+    /// is refused before any password check, and every 401 counts as a failure.
+    async fn authenticate_guarded(&self, req: &AuthRequest) -> Result<Labels, AuthError> {
+        let attempt = Attempt { account: &req.account, ip: req.ip, service: &req.service };
+        if let Err(retry_after) = self.lockout.check(&attempt).await {
+            return Err(AuthError::TooManyAttempts { retry_after });
+        }
+        let result = self.authenticate(req).await;
+        if matches!(result, Err(AuthError::Unauthorized)) {
+            self.lockout.record_failure(&attempt).await;
+        }
+        result
     }
 
     async fn authenticate(&self, req: &AuthRequest) -> Result<Labels, AuthError> {

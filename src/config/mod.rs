@@ -15,9 +15,11 @@ pub mod ext;
 pub mod ldap;
 pub mod letsencrypt;
 pub mod limits;
+pub mod lockout;
 pub mod mongo;
 pub mod reader;
 pub mod server;
+pub mod store;
 pub mod token;
 pub mod users;
 pub mod xorm;
@@ -29,8 +31,10 @@ pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
 pub use limits::{LimitsConfig, ScopeLimits};
+pub use lockout::LockoutConfig;
 pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
+pub use store::StoreConfig;
 pub use token::TokenConfig;
 pub use users::UserEntry;
 pub use xorm::{AclXormConfig, XormAuthConfig};
@@ -52,6 +56,10 @@ pub struct Config {
     pub backends: Backends,
     /// Our addition: the verified-credential cache of the password backends.
     pub credential_cache: CredentialCacheConfig,
+    /// Our addition: where our own records live (`Memory` without a `store:` section).
+    pub store: StoreConfig,
+    /// Our addition: brute-force protection (on by default).
+    pub lockout: LockoutConfig,
     /// Our addition: caps on what one request and one client may ask for.
     pub limits: LimitsConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
@@ -157,13 +165,28 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let casbin_authz = casbin::read(&mut top, &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
+    let store = store::read(&mut top, &mut diags);
+    let lockout = lockout::read(&mut top, &mut diags);
     let limits = limits::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
             let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo, casbin_authz, xorm_auth, acl_xorm };
             let warnings = diags.warnings;
-            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, limits, warnings })
+            Ok(Config {
+                server,
+                token,
+                users,
+                ldap,
+                acl,
+                compiled_acl,
+                backends,
+                credential_cache,
+                limits,
+                store,
+                lockout,
+                warnings,
+            })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
@@ -188,7 +211,7 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache", "casbin_authz", "limits"];
+    let mut known = vec!["server", "token", "credential_cache", "casbin_authz", "limits", "store", "lockout"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();

@@ -50,6 +50,18 @@ impl HttpError {
             HttpError::Auth(AuthError::Signing(_)) => {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "Failed to generate token\n".to_string())
             }
+            // The cause (which store, why) is logged by the caller; the body is fixed.
+            HttpError::Auth(AuthError::Store(_)) => {
+                text(StatusCode::INTERNAL_SERVER_ERROR, "Authentication failed (store unavailable)\n".to_string())
+            }
+            HttpError::Auth(AuthError::TooManyAttempts { retry_after }) => {
+                // Rounded up: a client retrying at Retry-After must not find the lock still on.
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+                let mut response =
+                    text(StatusCode::TOO_MANY_REQUESTS, format!("Too many failed logins, retry in {seconds}s\n"));
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+                response
+            }
         }
     }
 }

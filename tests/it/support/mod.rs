@@ -15,6 +15,7 @@ pub mod oci;
 pub mod pebble;
 pub mod ports;
 pub mod process;
+pub mod redis;
 pub mod registry;
 pub mod registry3;
 pub mod skopeo;
