@@ -244,16 +244,19 @@ fn authn_chain(
             }
         }
     }
-    if let Some(mongo) = &b.mongo_auth {
-        if config.users.is_none() {
-            // Without static users nothing has prepared the decoy that unknown accounts pay.
-            if let Err(e) = verifier.prepare_decoy(std::iter::empty()) {
-                diags.error("mongo_auth", 0, e.to_string());
-                return None;
-            }
+    if config.users.is_none() && (b.mongo_auth.is_some() || b.xorm_auth.is_some()) {
+        // Without static users nothing has prepared the decoy that unknown accounts pay.
+        if let Err(e) = verifier.prepare_decoy(std::iter::empty()) {
+            let section = if b.mongo_auth.is_some() { "mongo_auth" } else { "xorm_auth" };
+            diags.error(section, 0, e.to_string());
+            return None;
         }
+    }
+    if let Some(mongo) = &b.mongo_auth {
         match clients.get(&mongo.dial) {
-            Ok(client) => backends.push(Arc::new(MongoAuth::new(&client, mongo, verifier.clone()))),
+            Ok(client) => {
+                backends.push(Arc::new(MongoAuth::new(&client, mongo, verifier.clone(), b.xorm_auth.is_none())))
+            }
             Err(e) => {
                 diags.error("mongo_auth.dial_info", 0, e).hint("check addrs (host:port) and the credentials");
                 return None;

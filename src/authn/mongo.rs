@@ -31,15 +31,23 @@ struct UserDoc {
 pub struct MongoAuth {
     users: Collection<UserDoc>,
     verifier: Arc<PasswordVerifier>,
+    /// Whether an unknown account ends the chain here (no `xorm_auth` after it): then it
+    /// pays for a decoy check, so a wrong password and an unknown account cost the same.
+    last_in_chain: bool,
 }
 
 impl MongoAuth {
     /// Never blocks: the index is created in the background (start-up must not depend on
     /// MongoDB being up, or on the privilege to create indexes — docker_auth issue #69).
-    pub fn new(client: &Client, config: &MongoAuthConfig, verifier: Arc<PasswordVerifier>) -> MongoAuth {
+    pub fn new(
+        client: &Client,
+        config: &MongoAuthConfig,
+        verifier: Arc<PasswordVerifier>,
+        last_in_chain: bool,
+    ) -> MongoAuth {
         let users = client.database(&config.dial.database).collection::<UserDoc>(&config.collection);
         spawn_index_creation(users.clone(), config.dial.timeout);
-        MongoAuth { users, verifier }
+        MongoAuth { users, verifier, last_in_chain }
     }
 }
 
@@ -90,9 +98,11 @@ impl Authenticator for MongoAuth {
             .await
             .map_err(|e| AuthnError(format!("MongoDB lookup failed: {e}")))?;
         let Some(user) = found else {
-            // mongo_auth is the last backend: an unknown account ends the chain here, and
+            // When mongo_auth is the last backend an unknown account ends the chain here, and
             // costs a decoy check like a wrong password would.
-            self.verifier.decoy(password).await?;
+            if self.last_in_chain {
+                self.verifier.decoy(password).await?;
+            }
             return Ok(AuthnOutcome::NoMatch);
         };
         let labels = user.labels.unwrap_or_default();

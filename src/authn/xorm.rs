@@ -63,7 +63,12 @@ impl Authenticator for XormAuth {
         let found = xorm_tables::find_user(&self.pool, Some(account))
             .await
             .map_err(|e| AuthnError(format!("SQL user lookup failed: {e}")))?;
-        let Some(row) = found else { return Ok(AuthnOutcome::NoMatch) };
+        let Some(row) = found else {
+            // xorm_auth is always the last backend: an unknown account ends the chain here,
+            // and costs a decoy check like a wrong password would.
+            self.verifier.decoy(password).await?;
+            return Ok(AuthnOutcome::NoMatch);
+        };
         let labels = labels(&row)?;
         let hash = Arc::from(normalise_prefix(&row.password_hash));
         if self.verifier.verify(self.name(), account, password, hash).await? {

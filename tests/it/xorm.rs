@@ -75,6 +75,11 @@ fn wait_for_log(server: &AuthServer, what: &str, needles: &[&str]) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
+fn bcrypt_runs(server: &AuthServer) -> f64 {
+    let text = http_get(&server.addr, "/metrics", &[]).unwrap().body_text();
+    crate::observability::metric(&text, "registry_auth_bcrypt_jobs_total{result=\"run\"} ")
+}
+
 fn readyz(server: &AuthServer) -> u16 {
     http_get(&server.addr, "/readyz", &[]).unwrap().status
 }
@@ -121,7 +126,12 @@ fn users_acl_refresh_and_bad_rows(mut db: SqlDb, outage: bool) {
     assert_eq!(granted(&server, "ci", "123", "repository:x/y:pull,push"), json!(["pull"]));
     assert_eq!(granted(&server, "carol", "123", "repository:x/y:pull"), json!(["pull"]), "the highest id decides");
     assert_eq!(token(&server, "carol", "badmin", "repository:x/y:pull").0, 401, "an older row never decides");
+    // An unknown account costs one bcrypt check (the decoy), exactly as a wrong password does.
+    let runs = bcrypt_runs(&server);
+    assert_eq!(token(&server, "alice", "wrong", "repository:x/y:pull").0, 401);
+    assert_eq!(bcrypt_runs(&server), runs + 1.0, "a wrong password runs bcrypt once");
     assert_eq!(token(&server, "nobody", "123", "repository:x/y:pull").0, 401);
+    assert_eq!(bcrypt_runs(&server), runs + 2.0, "an unknown SQL user must pay the decoy check");
     assert_eq!(token(&server, "dave", "123", "repository:x/y:pull"), (500, FIXED_500.to_string()));
     wait_for_log(&server, "dave's row is named", &["xorm_user row id=6: labels"]);
     // A bad row is refused with its seq named, and the last good ACL stays: an unknown match
