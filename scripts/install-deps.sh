@@ -13,6 +13,7 @@ APT_COMPONENTS=(
   "ldapsearch|ldap-utils"
   "redis-server|redis-server"
   "wrk|wrk"
+  "ctr|containerd"
   "systemd-analyze|systemd"
   "/etc/ssl/certs/ca-certificates.crt|ca-certificates"
 )

@@ -47,7 +47,7 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         kid_mode: if config.token.disable_legacy_key_id { KidMode::Thumbprint } else { KidMode::Libtrust },
         x5c: config.token.x5c,
     };
-    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key) };
+    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), identity: None };
     let state = AppState {
         service,
         routes: Routes::new(&config.server.path_prefix),

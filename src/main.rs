@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::HashPassword(args) => ops::hash_password::run(&args),
         Command::CheckConfig { strict, config } => ops::check_config::run(&config, strict),
         Command::Explain(args) => ops::explain::run(&args),
+        Command::IdentityTokens(command) => ops::identity_tokens::run(&command),
+        Command::Robot(command) => ops::robot::run(&command),
     }
 }
 

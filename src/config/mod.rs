@@ -11,6 +11,7 @@ pub mod acl;
 pub mod cache;
 pub mod diag;
 pub mod ext;
+pub mod identity;
 pub mod ldap;
 pub mod mongo;
 pub mod reader;
@@ -46,6 +47,8 @@ pub struct Config {
     pub backends: Backends,
     /// Our addition: the verified-credential cache of the password backends.
     pub credential_cache: CredentialCacheConfig,
+    /// Our addition: lifetimes of identity tokens (used when a store is configured).
+    pub identity_tokens: crate::identity::IdentityTokenConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -140,19 +143,31 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let acl_mongo = mongo::read_acl(&mut top, &mut diags);
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
+    let identity_tokens = identity::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
             let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo };
             let warnings = diags.warnings;
-            Ok(Config { server, token, users, ldap, acl, compiled_acl, backends, credential_cache, warnings })
+            Ok(Config {
+                server,
+                token,
+                users,
+                ldap,
+                acl,
+                compiled_acl,
+                backends,
+                credential_cache,
+                identity_tokens,
+                warnings,
+            })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
     }
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache"];
+    let mut known = vec!["server", "token", "credential_cache", "identity_tokens"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();

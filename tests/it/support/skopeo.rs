@@ -22,6 +22,8 @@ pub enum Creds<'a> {
     Anonymous,
     /// `--creds user:password`
     Basic(&'a str, &'a str),
+    /// Whatever the auth file holds (see [`Skopeo::store_identity_token`]).
+    AuthFile,
 }
 
 /// "docker://<addr>/<repo>:<tag>"
@@ -121,6 +123,13 @@ impl Skopeo {
         }
     }
 
+    /// Writes an auth file entry for `registry` (host:port) holding only an identity token,
+    /// as `docker login` leaves it when the server returned a refresh token.
+    pub fn store_identity_token(&self, registry: &str, token: &str) {
+        let auth = serde_json::json!({"auths": {registry: {"identitytoken": token}}});
+        write(&self.root.path().join("auth.json"), &auth.to_string());
+    }
+
     /// The blob-info cache the next call will use.
     pub fn cache_dir(&self) -> PathBuf {
         if self.shared_cache {
@@ -173,6 +182,7 @@ fn creds_args(prefix: &str, creds: Creds) -> Vec<String> {
         Creds::Basic(user, password) => {
             vec![format!("--{prefix}creds"), format!("{user}:{password}")]
         }
+        Creds::AuthFile => Vec::new(),
     }
 }
 
