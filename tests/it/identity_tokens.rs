@@ -177,3 +177,89 @@ fn skopeo_with_identity_token_and_robot_through_the_registry() {
     assert!(ok, "{err}");
     assert!(skopeo.inspect_raw(&target, Creds::AuthFile).is_err(), "a revoked token must be refused on the next pull");
 }
+
+/// containerd's `ctr --refresh TOKEN` (the refresh grant with an empty username) pulls and
+/// pushes through the real registry; a revoked token is refused on the next pull.
+#[test]
+fn ctr_with_refresh_token_through_the_registry() {
+    use crate::support::containerd::Containerd;
+    use crate::support::oci::write_oci_layout;
+    use crate::support::registry::{Registry, RegistryAuth};
+    use crate::support::skopeo::{docker_ref, Creds, Skopeo};
+
+    let f = Fixture::start(&Engine::Embedded, "");
+    let registry = Registry::start(RegistryAuth {
+        realm: f.url(),
+        service: SERVICE.to_string(),
+        issuer: "Acme auth server".to_string(),
+        rootcertbundle: f.keys.cert.clone(),
+    });
+    let images = crate::support::temp_dir("images");
+    let image = write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", b"from ctr")]);
+    Skopeo::new()
+        .copy(
+            &image.oci_ref(),
+            &docker_ref(&registry.addr(), "test/app", "v1"),
+            Creds::Anonymous,
+            Creds::Basic("test", "123"),
+        )
+        .unwrap_or_else(|e| panic!("seed push: {e}"));
+    let token = login_get(&f, "test", "123", true)["refresh_token"].as_str().unwrap().to_string();
+    let containerd = Containerd::start();
+    let source = format!("{}/test/app:v1", registry.addr());
+    let pulled = containerd.ctr(&["images", "pull", "--plain-http", "--refresh", &token, &source]);
+    pulled.unwrap_or_else(|e| panic!("ctr pull: {e}\n{}\n{}", containerd.log(), f.server.process.log()));
+    let copy = format!("{}/test/copy:v1", registry.addr());
+    containerd
+        .ctr(&["images", "push", "--plain-http", "--refresh", &token, &copy, &source])
+        .unwrap_or_else(|e| panic!("ctr push: {e}"));
+    containerd.ctr(&["images", "rm", &source]).unwrap();
+    let (ok, _, err) = f.cli(&["identity-tokens", "revoke", "--account", "test"]);
+    assert!(ok, "{err}");
+    let refused = containerd.ctr(&["images", "pull", "--plain-http", "--refresh", &token, &copy]);
+    assert!(refused.is_err(), "a revoked token must be refused on the next pull");
+}
+
+#[test]
+fn redis_store() {
+    let redis = crate::support::redis::RedisServer::start();
+    scenario(&Engine::Redis { addr: redis.addr(), prefix: "ident-test:".to_string() });
+}
+
+/// Two replicas on one Redis: a token issued by one is exchanged at the other; revoked
+/// with the CLI, it is refused at both on the next request. The same for a robot.
+#[test]
+fn two_replicas_on_one_redis() {
+    use crate::common::{KeyKind, Keys};
+    use crate::stored_creds::{cli, config, printed_secret, start_server};
+
+    let redis = crate::support::redis::RedisServer::start();
+    let keys = Keys::new(KeyKind::EcP256);
+    let yaml = config(&keys, &Engine::Redis { addr: redis.addr(), prefix: String::new() }, "");
+    let (a, b) = (start_server(&yaml, false), start_server(&yaml, false));
+    let http = ureq::AgentBuilder::new().build();
+    let req = http.get(&a.realm()).query("service", SERVICE).query("offline_token", "true");
+    let (status, body) = call(req.set("Authorization", &basic("test", "123")), None);
+    assert_eq!(status, 200, "{body}");
+    let token = body["refresh_token"].as_str().unwrap().to_string();
+    let (status, body) = exchange(&b.realm(), &token, "repository:test/app:pull");
+    assert_eq!((status, granted(&body).1), (200, vec!["pull".to_string()]), "{body}");
+
+    let (ok, out, err) = cli(&b, &["robot", "create", "ci", "--scope", "repository:team/*:pull"]);
+    assert!(ok, "{err}");
+    let secret = printed_secret(&out);
+    let robot_status = |server: &crate::auth_server::AuthServer| {
+        let req = http.get(&server.realm()).query("service", SERVICE).query("scope", "repository:team/x:pull");
+        call(req.set("Authorization", &basic("robot$ci", &secret)), None).0
+    };
+    assert_eq!((robot_status(&a), robot_status(&b)), (200, 200));
+
+    let (ok, _, err) = cli(&a, &["identity-tokens", "revoke", "--account", "test"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&a, &["robot", "revoke", "ci"]);
+    assert!(ok, "{err}");
+    for server in [&a, &b] {
+        assert_invalid_grant(exchange(&server.realm(), &token, "repository:test/app:pull"));
+        assert_eq!(robot_status(server), 401);
+    }
+}

@@ -161,3 +161,9 @@ fn kill_9_during_robot_creates_loses_no_printed_robot() {
         assert_eq!(status, 200, "robot {name} was printed but is gone: {body}");
     }
 }
+
+#[test]
+fn redis_store() {
+    let redis = crate::support::redis::RedisServer::start();
+    scenario(&Engine::Redis { addr: redis.addr(), prefix: "robot-test:".to_string() });
+}
