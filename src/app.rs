@@ -1,5 +1,7 @@
-//! Builds the running state from a validated [`Config`]: keys, TLS, backends and chains.
-//! `serve`, tests (and later `check-config` and reload) all go through [`build`].
+//! Builds the running state from a validated [`Config`]: keys, TLS, backends, chains and
+//! the store. `serve` opens the store once ([`crate::store::open_owned`]) and builds with
+//! [`build_with`]; a reload reuses the running store; `check-config`, `explain` and tests
+//! go through [`build`], which reaches the store as the CLI does ([`crate::store::connect`]).
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,8 +16,10 @@ use crate::authz::mongo_acl::AclMongo;
 use crate::authz::{Authorizer, AuthzChain};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::http::{AppState, RealIp, Routes};
+use crate::identity::Identity;
 use crate::mongo::Clients;
 use crate::service::AuthService;
+use crate::store::{SharedStore, StoreConfig, StoreError};
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 
 /// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
@@ -25,8 +29,29 @@ pub struct Built {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Loads keys and certificates and assembles the chains. Errors name the config key.
+/// Loads keys and certificates, reaches the store and assembles the chains. Errors name
+/// the config key.
 pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
+    let store = crate::store::connect(&config.store).map_err(|e| vec![store_diagnostic(&config.store, &e)])?;
+    build_with(config, store)
+}
+
+/// The problem of a store that cannot be opened, pointing at the `store:` section.
+pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic {
+    let (path, line) = match config {
+        StoreConfig::Memory => ("store", 0),
+        StoreConfig::Embedded(e) => ("store.path", e.line),
+        StoreConfig::Redis(r) => (if r.cluster { "store.redis_cluster" } else { "store.redis" }, r.line),
+    };
+    let hint = match error {
+        StoreError::Locked { .. } => "another registry-auth server uses this directory: stop it, or give each server its own store.path (replicas share a Redis store instead)",
+        _ => "check that the directory is writable by this user (embedded) or that Redis is reachable with these settings",
+    };
+    Diagnostic { path: path.to_string(), line, message: error.to_string(), hint: Some(hint.to_string()) }
+}
+
+/// [`build`] with a store already open (the one `serve` owns, or the running one on reload).
+pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diagnostic>> {
     let mut diags = Diagnostics::default();
     let tls = match (&config.server.certificate, &config.server.key) {
         (Some(cert), Some(key)) => crate::tls::server_tls(&config.server, cert, key, &mut diags),
@@ -47,7 +72,8 @@ pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
         kid_mode: if config.token.disable_legacy_key_id { KidMode::Thumbprint } else { KidMode::Libtrust },
         x5c: config.token.x5c,
     };
-    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), identity: None };
+    let identity = store.persistent().then(|| Arc::new(Identity::new(store.clone(), config.identity_tokens.clone())));
+    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store, identity };
     let state = AppState {
         service,
         routes: Routes::new(&config.server.path_prefix),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registry_auth::cli::{self, Cli, Command};
-use registry_auth::{app, certgen, config, http, ops, reload, server, telemetry};
+use registry_auth::{app, certgen, config, http, ops, reload, server, store, telemetry};
 
 fn main() -> ExitCode {
     let normalized = cli::normalize(std::env::args().collect());
@@ -43,7 +43,14 @@ fn serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let built = match app::build(&config) {
+    let store = match store::open_owned(&config.store) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!("Failed to open the store: {}", app::store_diagnostic(&config.store, &e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let built = match app::build_with(&config, store.clone()) {
         Ok(built) => built,
         Err(errors) => {
             for e in &errors {
@@ -62,7 +69,9 @@ fn serve(path: &Path) -> ExitCode {
         config.acl.as_ref().map_or(0, |a| a.entries.len())
     );
     let handle = actix_web::web::Data::new(http::StateHandle::new(built.state));
-    let reloader = reload::Reloader::new(path, handle.clone().into_inner(), config.server.clone());
+    tracing::info!(store = %store.describe(), "store opened");
+    let reloader =
+        reload::Reloader::new(path, handle.clone().into_inner(), config.server.clone(), config.store.clone());
     // Kept alive until the server stops; without it, SIGHUP still reloads.
     let _watcher = reload::watch(reloader.clone())
         .inspect_err(|e| tracing::warn!("not watching {} for changes ({e}); reload with SIGHUP", path.display()))
@@ -70,6 +79,11 @@ fn serve(path: &Path) -> ExitCode {
     let result = actix_web::rt::System::new().block_on(async move {
         if let Err(e) = reload::spawn_sighup(reloader) {
             tracing::warn!("cannot handle SIGHUP ({e}); config changes need a restart");
+        }
+        if let config::StoreConfig::Embedded(embedded) = &config.store {
+            if let Err(e) = store::admin::serve(&embedded.path, store) {
+                tracing::warn!(path = %embedded.path.display(), "cannot open the store's admin socket ({e}); the CLI cannot change the store while this server runs");
+            }
         }
         server::run(&config.server, built.tls, handle).await
     });

@@ -153,6 +153,12 @@ impl Metrics {
     }
 }
 
+/// The store gauge, rendered at scrape time from a health check of the running store.
+pub fn render_store_up(out: &mut String, engine: &str, up: bool) {
+    header(out, "registry_auth_store_up", "Whether the store answers (1) or not (0), by engine.", "gauge");
+    let _ = writeln!(out, "registry_auth_store_up{{engine=\"{}\"}} {}", escape(engine), u8::from(up));
+}
+
 /// A map with static keys as one with label-value lists, for rendering.
 fn labelled<K, V: Clone>(map: &BTreeMap<K, V>, labels: impl Fn(&K) -> Labels) -> BTreeMap<Labels, V> {
     map.iter().map(|(k, v)| (labels(k), v.clone())).collect()

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use notify::Watcher as _;
 
-use crate::config::{self, ServerConfig};
+use crate::config::{self, ServerConfig, StoreConfig};
 use crate::http::StateHandle;
 use crate::{app, metrics};
 
@@ -39,15 +39,17 @@ pub struct Reloader {
     handle: Arc<StateHandle>,
     /// The listener settings in force: they cannot change without a restart.
     server: ServerConfig,
+    /// The store settings in force: the open store is kept across reloads.
+    store: StoreConfig,
     /// Contents of the last attempt, so that an unchanged (or still broken) file is not
     /// reloaded again on every directory event. The lock also serialises reloads.
     last: Mutex<Option<Vec<u8>>>,
 }
 
 impl Reloader {
-    pub fn new(path: &Path, handle: Arc<StateHandle>, server: ServerConfig) -> Arc<Reloader> {
+    pub fn new(path: &Path, handle: Arc<StateHandle>, server: ServerConfig, store: StoreConfig) -> Arc<Reloader> {
         let last = std::fs::read(path).ok();
-        Arc::new(Reloader { path: path.to_path_buf(), handle, server, last: Mutex::new(last) })
+        Arc::new(Reloader { path: path.to_path_buf(), handle, server, store, last: Mutex::new(last) })
     }
 
     /// Loads and swaps in the config; a file change whose contents equal the last attempt
@@ -76,7 +78,12 @@ impl Reloader {
                 return false;
             }
         };
-        let built = match app::build(&config) {
+        // The store stays open across reloads (one process owns the embedded file).
+        let running = self.handle.current();
+        if config.store != self.store {
+            tracing::warn!("store: settings changed; they take effect after a restart");
+        }
+        let built = match app::build_with(&config, running.service.store.clone()) {
             Ok(built) => built,
             Err(errors) => {
                 for e in &errors {

@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
-use crate::identity::{Identity, StoreError};
+use crate::identity::Identity;
 use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
+use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
 mod stored_credentials;
@@ -57,19 +58,26 @@ pub enum AuthError {
     /// the password again).
     #[error("invalid grant: {0}")]
     InvalidGrant(&'static str),
-    /// The credential store is needed for this grant and cannot be used (fail closed).
-    #[error(transparent)]
+    /// The store was needed to grant and could not answer (fail closed, state.md).
+    #[error("{0}")]
     Store(#[from] StoreError),
     #[error("cannot issue a credential: {0}")]
     Issue(String),
+    /// Too many failed logins for this account or client address; the password was not
+    /// checked. Retry after the given time.
+    #[error("too many failed logins; retry in {}s", .retry_after.as_secs())]
+    TooManyAttempts { retry_after: std::time::Duration },
 }
 
-/// The authn chain, authz chain and token issuer of one loaded config.
+/// The authn chain, authz chain, token issuer and store of one loaded config.
 pub struct AuthService {
     pub authn: AuthnChain,
     pub authz: AuthzChain,
     pub issuer: TokenIssuer,
-    /// Identity tokens and robots; `None` without a store (a plain docker_auth config).
+    /// Our own records (identity tokens, robots, lockout counts); shared across reloads.
+    pub store: SharedStore,
+    /// Identity tokens and robots on `store`; `None` on the memory engine (no `store:`
+    /// section): their records would vanish at restart and the CLI could not reach them.
     pub identity: Option<Arc<Identity>>,
 }
 

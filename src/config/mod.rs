@@ -16,6 +16,7 @@ pub mod ldap;
 pub mod mongo;
 pub mod reader;
 pub mod server;
+pub mod store;
 pub mod token;
 pub mod users;
 pub mod yaml;
@@ -27,6 +28,7 @@ pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
 pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
+pub use store::StoreConfig;
 pub use token::TokenConfig;
 pub use users::UserEntry;
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub credential_cache: CredentialCacheConfig,
     /// Our addition: lifetimes of identity tokens (used when a store is configured).
     pub identity_tokens: crate::identity::IdentityTokenConfig,
+    /// Our addition: where our own records live (`Memory` without a `store:` section).
+    pub store: StoreConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -144,6 +148,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
     let identity_tokens = identity::read(&mut top, &mut diags);
+    let store = store::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
@@ -159,6 +164,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
                 backends,
                 credential_cache,
                 identity_tokens,
+                store,
                 warnings,
             })
         }
@@ -167,7 +173,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache", "identity_tokens"];
+    let mut known = vec!["server", "token", "credential_cache", "identity_tokens", "store"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();

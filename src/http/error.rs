@@ -31,10 +31,6 @@ impl HttpError {
             ),
             HttpError::InvalidRequest(why) => oauth_error("invalid_request", why),
             HttpError::Auth(AuthError::InvalidGrant(why)) => oauth_error("invalid_grant", why),
-            HttpError::Auth(AuthError::Store(_)) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Authentication failed (credential store unavailable)\n".to_string(),
-            ),
             HttpError::Auth(AuthError::Issue(_)) => {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "Failed to generate token\n".to_string())
             }
@@ -56,6 +52,17 @@ impl HttpError {
             ),
             HttpError::Auth(AuthError::Signing(_)) => {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "Failed to generate token\n".to_string())
+            }
+            // The cause (which store, why) is logged by the caller; the body is fixed.
+            HttpError::Auth(AuthError::Store(_)) => {
+                text(StatusCode::INTERNAL_SERVER_ERROR, "Authentication failed (store unavailable)\n".to_string())
+            }
+            HttpError::Auth(AuthError::TooManyAttempts { retry_after }) => {
+                let seconds = retry_after.as_secs().max(1);
+                let mut response =
+                    text(StatusCode::TOO_MANY_REQUESTS, format!("Too many failed logins, retry in {seconds}s\n"));
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+                response
             }
         }
     }

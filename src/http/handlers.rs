@@ -62,18 +62,26 @@ async fn route(req: &HttpRequest, payload: web::Payload, state: &AppState) -> (&
     } else if path == routes.readyz {
         ("readyz", ready(state).await)
     } else if path == routes.metrics {
-        ("metrics", metrics_page(state))
+        ("metrics", metrics_page(state).await)
     } else {
         ("other", text(StatusCode::NOT_FOUND, "Not found\n".to_string()))
     }
 }
 
-/// Ready when a config is loaded (there is a state) and every backend can answer.
+/// Ready when a config is loaded (there is a state), every backend can answer and so
+/// can the store.
 async fn ready(state: &AppState) -> HttpResponse {
     let failure = match (state.service.authn.ready().await, state.service.authz.ready().await) {
         (Err((backend, e)), _) => Some((backend, e.to_string())),
         (_, Err((backend, e))) => Some((backend, e.to_string())),
         _ => None,
+    };
+    let failure = match (failure, state.service.store.health().await) {
+        (None, Err(e)) => {
+            tracing::warn!(store = %state.service.store.describe(), error = %e, "not ready");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: the store is unavailable\n".to_string());
+        }
+        (failure, _) => failure,
     };
     match failure {
         None => text(StatusCode::OK, "ready\n".to_string()),
@@ -84,11 +92,13 @@ async fn ready(state: &AppState) -> HttpResponse {
     }
 }
 
-fn metrics_page(state: &AppState) -> HttpResponse {
+async fn metrics_page(state: &AppState) -> HttpResponse {
     let expiry = state.service.issuer.key().not_after_unix() - time::OffsetDateTime::now_utc().unix_timestamp();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics::global().render(Some(expiry)))
+    let store = &state.service.store;
+    let up = store.health().await.is_ok();
+    let mut body = metrics::global().render(Some(expiry));
+    metrics::render_store_up(&mut body, store.engine(), up);
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
 }
 
 /// `GET {prefix}/`: the page probes use (docker_auth's Helm chart does).

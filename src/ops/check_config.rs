@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Diagnostic;
+use crate::store::SharedStore;
 use crate::{app, config, lint};
 
 pub fn run(path: &Path, strict: bool) -> ExitCode {
@@ -39,8 +40,25 @@ pub fn check(path: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
         Ok(built) => {
             warnings.extend(built.warnings);
             warnings.extend(lint::lint(&config));
-            (Vec::new(), warnings)
+            let errors = check_store(&config, &built.state.service.store).into_iter().collect();
+            (errors, warnings)
         }
         Err(errors) => (errors, warnings),
+    }
+}
+
+/// Connects to the store as `serve` would and says which one answered (Redis is only
+/// reached lazily by `build`, so this is where an unreachable Redis shows).
+fn check_store(config: &config::Config, store: &SharedStore) -> Option<Diagnostic> {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return Some(Diagnostic { path: "store".into(), line: 0, message: e.to_string(), hint: None }),
+    };
+    match runtime.block_on(store.health()) {
+        Ok(()) => {
+            println!("store: {} answers", store.describe());
+            None
+        }
+        Err(e) => Some(app::store_diagnostic(&config.store, &e)),
     }
 }

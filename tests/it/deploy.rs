@@ -53,7 +53,9 @@ fn compose_registry_environment_accepts_our_tokens_end_to_end() {
         .replace("\":5001\"", "\"@ADDR@\"")
         .replace("ssl/server.pem", &keys.cert.display().to_string())
         .replace("ssl/server.key", &keys.key.display().to_string());
-    assert!(yaml.contains("@ADDR@"));
+    let data = temp_dir("compose-data");
+    let yaml = yaml.replace("path: \"data\"", &format!("path: \"{}\"", data.path().join("data").display()));
+    assert!(yaml.contains("@ADDR@") && yaml.contains("compose-data"));
     let auth = AuthServer::start(&yaml, true, &["serve"]);
 
     // Only the container-specific parts change: where the client reaches the realm and the

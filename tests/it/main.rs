@@ -19,6 +19,7 @@ mod observability;
 mod ops;
 mod reload;
 mod robots;
+mod store;
 mod stored_creds;
 mod support;
 mod token_keys;

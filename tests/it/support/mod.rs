@@ -15,6 +15,7 @@ pub mod mongo;
 pub mod oci;
 pub mod ports;
 pub mod process;
+pub mod redis;
 pub mod registry;
 pub mod skopeo;
 pub mod slapd;

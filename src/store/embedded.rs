@@ -1,0 +1,300 @@
+//! The embedded engine: one redb file, `<store.path>/store.redb`, owned by one process.
+//!
+//! Why redb: pure Rust, maintained, ACID with copy-on-write B-trees and checksummed commits,
+//! so an acknowledged commit (fsynced, `Durability::Immediate`, redb's default) survives
+//! `kill -9` and a power cut, and a torn write is never read back. It locks the file: a
+//! second process gets [`StoreError::Locked`] (the CLI then talks to the owner through
+//! [`super::admin`]). SQLite would do too, but needs C and gives nothing a key-value
+//! store needs here.
+//!
+//! Layout: table `records` maps a key to 8 bytes of expiry (ms since the epoch, little
+//! endian, 0 = never) followed by the value; table `indexes` maps (index, member) to its
+//! expiry. Expired entries read as absent and are removed by a sweep every
+//! [`SWEEP_EVERY`] on a thread of their own. Failure counters are kept in memory (a
+//! [`Counters`]): a fsync per failed login would cost more than the login, and a restart
+//! forgetting the counts of at most one window is acceptable (state.md).
+//!
+//! Reads run inline (a B-tree lookup in redb's page cache); writes, which fsync, run on
+//! tokio's blocking threads.
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::memory::Counters;
+use super::{check_key, check_value, expiry_millis, now_millis, Count, Store, StoreError, MAX_LIST};
+
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+const INDEXES: TableDefinition<(&str, &str), u64> = TableDefinition::new("indexes");
+/// The file inside `store.path`.
+pub const FILE_NAME: &str = "store.redb";
+pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// Page cache: records are small, this holds hundreds of thousands of them.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    describe: String,
+    counters: Counters,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates, with its directory, mode 0700) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        let file = dir.join(FILE_NAME);
+        let describe = format!("embedded {}", file.display());
+        create_private_dir(dir).map_err(|e| unavailable(&describe, format!("cannot create {}: {e}", dir.display())))?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&file).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                store: describe.clone(),
+                reason: "another registry-auth process owns this file".to_string(),
+            },
+            other => unavailable(&describe, other.to_string()),
+        })?;
+        restrict_file(&file);
+        let store = EmbeddedStore { db: Arc::new(db), describe, counters: Counters::default() };
+        store.create_tables()?;
+        spawn_sweeper(Arc::downgrade(&store.db), store.describe.clone());
+        Ok(store)
+    }
+
+    pub fn file(dir: &Path) -> PathBuf {
+        dir.join(FILE_NAME)
+    }
+
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let describe = self.describe.clone();
+        write_txn(&self.db, &describe, |txn| {
+            txn.open_table(RECORDS)?;
+            txn.open_table(INDEXES)?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` in one write transaction on a blocking thread and commits it (fsync).
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.db.clone();
+        let describe = self.describe.clone();
+        let task = tokio::task::spawn_blocking(move || write_txn(&db, &describe, f));
+        task.await.map_err(|e| unavailable(&self.describe, format!("write interrupted: {e}")))?
+    }
+
+    /// A conditional write of one record: `decide` sees the live current value.
+    async fn write_record(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        decide: fn(Option<&[u8]>, &[u8]) -> bool,
+        expected: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        check_key(&self.describe, key)?;
+        check_value(&self.describe, value)?;
+        let (key, mut stored) = (key.to_string(), expiry_millis(ttl).to_le_bytes().to_vec());
+        stored.extend_from_slice(value);
+        self.write(move |txn| {
+            let mut table = txn.open_table(RECORDS)?;
+            let current = table.get(key.as_str())?.and_then(|v| live_value(v.value()).map(<[u8]>::to_vec));
+            if !decide(current.as_deref(), &expected) {
+                return Ok(false);
+            }
+            table.insert(key.as_str(), stored.as_slice())?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+fn write_txn<T>(
+    db: &Database,
+    describe: &str,
+    f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+) -> Result<T, StoreError> {
+    let txn = db.begin_write().map_err(|e| unavailable(describe, e.to_string()))?;
+    let result = f(&txn).map_err(|e| unavailable(describe, e.to_string()))?;
+    txn.commit().map_err(|e| unavailable(describe, e.to_string()))?;
+    Ok(result)
+}
+
+fn unavailable(store: &str, reason: String) -> StoreError {
+    StoreError::Unavailable { store: store.to_string(), reason }
+}
+
+/// The value part of a stored record, if it has not expired.
+fn live_value(stored: &[u8]) -> Option<&[u8]> {
+    let (expiry, value) = stored.split_first_chunk::<8>()?;
+    let expires = u64::from_le_bytes(*expiry);
+    (expires == 0 || expires > now_millis()).then_some(value)
+}
+
+fn live(expires: u64, now: u64) -> bool {
+    expires == 0 || expires > now
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+fn restrict_file(file: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Err(e) = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(file = %file.display(), "cannot make the store file private (mode 0600): {e}");
+    }
+}
+
+/// Removes expired records and index entries every [`SWEEP_EVERY`] until the store is dropped.
+fn spawn_sweeper(db: Weak<Database>, describe: String) {
+    let spawned = std::thread::Builder::new().name("store-sweep".into()).spawn(move || loop {
+        std::thread::sleep(SWEEP_EVERY);
+        let Some(db) = db.upgrade() else { return };
+        match sweep(&db, &describe) {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(store = %describe, removed, "removed expired records"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the store's expiry sweep ({e}); expired records stay until overwritten");
+    }
+}
+
+/// One sweep; returns how many entries were removed.
+pub fn sweep(db: &Database, describe: &str) -> Result<usize, StoreError> {
+    let now = now_millis();
+    write_txn(db, describe, |txn| {
+        let mut removed = 0;
+        txn.open_table(RECORDS)?.retain(|_, stored| {
+            let keep = live_value(stored).is_some();
+            removed += usize::from(!keep);
+            keep
+        })?;
+        txn.open_table(INDEXES)?.retain(|_, expires| {
+            let keep = live(expires, now);
+            removed += usize::from(!keep);
+            keep
+        })?;
+        Ok(removed)
+    })
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    fn engine(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(&self.describe, key)?;
+        let read = || -> Result<Option<Vec<u8>>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(RECORDS)?;
+            let value = table.get(key)?;
+            Ok(value.and_then(|v| live_value(v.value()).map(<[u8]>::to_vec)))
+        };
+        read().map_err(|e| unavailable(&self.describe, e.to_string()))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.write_record(key, value, ttl, |_, _| true, Vec::new()).await.map(|_| ())
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, StoreError> {
+        self.write_record(key, value, ttl, |current, _| current.is_none(), Vec::new()).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: &[u8],
+        new: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.write_record(key, new, ttl, |found, expected| found == Some(expected), current.to_vec()).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        check_key(&self.describe, key)?;
+        let key = key.to_string();
+        self.write(move |txn| {
+            let mut table = txn.open_table(RECORDS)?;
+            let removed = table.remove(key.as_str())?;
+            Ok(removed.is_some_and(|v| live_value(v.value()).is_some()))
+        })
+        .await
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> Result<Count, StoreError> {
+        self.counters.increment(&self.describe, key, window)
+    }
+
+    async fn count(&self, key: &str) -> Result<Option<Count>, StoreError> {
+        self.counters.count(&self.describe, key)
+    }
+
+    async fn index_add(&self, index: &str, member: &str, ttl: Option<Duration>) -> Result<(), StoreError> {
+        check_key(&self.describe, index)?;
+        check_key(&self.describe, member)?;
+        let (index, member, expires) = (index.to_string(), member.to_string(), expiry_millis(ttl));
+        self.write(move |txn| {
+            txn.open_table(INDEXES)?.insert((index.as_str(), member.as_str()), expires)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        check_key(&self.describe, index)?;
+        let (index, member) = (index.to_string(), member.to_string());
+        self.write(move |txn| {
+            txn.open_table(INDEXES)?.remove((index.as_str(), member.as_str()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn index_members(&self, index: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        check_key(&self.describe, index)?;
+        let limit = limit.min(MAX_LIST);
+        let read = || -> Result<Vec<String>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(INDEXES)?;
+            let now = now_millis();
+            let mut members = Vec::new();
+            for entry in table.range((index, "")..)? {
+                let (key, expires) = entry?;
+                let (found_index, member) = key.value();
+                if found_index != index || members.len() >= limit {
+                    break;
+                }
+                if live(expires.value(), now) {
+                    members.push(member.to_string());
+                }
+            }
+            Ok(members)
+        };
+        read().map_err(|e| unavailable(&self.describe, e.to_string()))
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        let read = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_read()?;
+            txn.open_table(RECORDS)?;
+            Ok(())
+        };
+        read().map_err(|e| unavailable(&self.describe, e.to_string()))
+    }
+}

@@ -1,0 +1,302 @@
+//! The Redis engine: one server (a `ConnectionManager`, which reconnects by itself) or a
+//! Redis Cluster (the cluster client, which follows slot moves), over TCP or rustls.
+//!
+//! Every operation is one command or one Lua script on one key, so each is atomic and
+//! works in a cluster (a script's keys must share a slot; ours have one key). Counters are
+//! INCR + PEXPIRE in one script; indexes are sorted sets scored by expiry (ms since the
+//! epoch, `+inf` for none), pruned as they are written. Every key gets `key_prefix`.
+//! Each command is limited by `timeout`; a server that is down fails fast and the next
+//! command after its return reconnects.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo};
+use tokio::sync::OnceCell;
+
+use super::{check_key, check_value, now_millis, runtime, Count, Store, StoreError, MAX_LIST};
+use crate::config::store::RedisConfig;
+
+const CAS: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1";
+/// A fixed window: the expiry is set by the first increment only (and repaired if a
+/// counter was ever left without one).
+const INCREMENT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if n == 1 or ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end
+return {n, ttl}";
+const COUNT: &str = r"
+local n = redis.call('GET', KEYS[1])
+if not n then return false end
+return {tonumber(n), redis.call('PTTL', KEYS[1])}";
+const INDEX_ADD: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1";
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+pub struct RedisStore {
+    describe: String,
+    prefix: String,
+    timeout: Duration,
+    single: Option<ConnectionManager>,
+    cluster: Option<(redis::cluster::ClusterClient, OnceCell<ClusterConnection>)>,
+}
+
+fn connection_info(addr: &str, config: &RedisConfig) -> Result<redis::ConnectionInfo, String> {
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port: u16 = port.parse().map_err(|_| format!("{addr:?} has no valid port"))?;
+    let address = if config.tls {
+        ConnectionAddr::TcpTls { host, port, insecure: false, tls_params: None }
+    } else {
+        ConnectionAddr::Tcp(host, port)
+    };
+    let info = address.into_connection_info().map_err(|e| e.to_string())?;
+    let mut redis = info.redis_settings().clone().set_db(config.db);
+    if let Some(username) = &config.username {
+        redis = redis.set_username(username);
+    }
+    if let Some(password) = &config.password {
+        redis = redis.set_password(password.expose());
+    }
+    Ok(info.set_redis_settings(redis))
+}
+
+fn certificates(config: &RedisConfig) -> redis::TlsCertificates {
+    redis::TlsCertificates { client_tls: None, root_cert: config.ca_pem.clone() }
+}
+
+impl RedisStore {
+    /// Prepares the connection; nothing is sent until the first operation, so a Redis that
+    /// is down at start-up delays nothing and is reached once it is up.
+    pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        let describe = config.describe();
+        let fail = |reason: String| StoreError::Unavailable { store: describe.clone(), reason };
+        let infos =
+            config.addrs.iter().map(|a| connection_info(a, config)).collect::<Result<Vec<_>, _>>().map_err(&fail)?;
+        let mut store = RedisStore {
+            describe: describe.clone(),
+            prefix: config.key_prefix.clone(),
+            timeout: config.timeout,
+            single: None,
+            cluster: None,
+        };
+        if config.cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(infos)
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .retries(1)
+                .min_retry_wait(20)
+                .max_retry_wait(200);
+            if let Some(username) = &config.username {
+                builder = builder.username(username);
+            }
+            if let Some(password) = &config.password {
+                builder = builder.password(password.expose());
+            }
+            if config.tls {
+                builder = builder.tls(redis::TlsMode::Secure).certs(certificates(config));
+            }
+            let client = builder.build().map_err(|e| fail(e.to_string()))?;
+            store.cluster = Some((client, OnceCell::new()));
+        } else {
+            let info = infos.into_iter().next().ok_or_else(|| fail("no address".to_string()))?;
+            let client = if config.tls {
+                redis::Client::build_with_tls(info, certificates(config))
+            } else {
+                redis::Client::open(info)
+            }
+            .map_err(|e| fail(e.to_string()))?;
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.timeout))
+                .set_response_timeout(Some(config.timeout))
+                .set_min_delay(Duration::from_millis(20))
+                .set_max_delay(Duration::from_millis(250))
+                .set_number_of_retries(2);
+            let handle = runtime::handle().map_err(&fail)?;
+            // The manager's driver task lives on the store runtime.
+            let _entered = handle.enter();
+            let manager =
+                ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|e| fail(e.to_string()))?;
+            store.single = Some(manager);
+        }
+        Ok(store)
+    }
+
+    fn key(&self, key: &str) -> Result<String, StoreError> {
+        check_key(&self.describe, key)?;
+        Ok(format!("{}{key}", self.prefix))
+    }
+
+    fn fail(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Unavailable { store: self.describe.clone(), reason: reason.into() }
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        if let Some(manager) = &self.single {
+            return Ok(Conn::Single(manager.clone()));
+        }
+        let Some((client, cell)) = &self.cluster else { return Err(self.fail("no connection configured")) };
+        let client = client.clone();
+        let connect = async move { runtime::run(async move { client.get_async_connection().await }).await };
+        let conn = cell
+            .get_or_try_init(|| async {
+                match tokio::time::timeout(self.timeout, connect).await {
+                    Ok(Ok(Ok(conn))) => Ok(conn),
+                    Ok(Ok(Err(e))) => Err(self.fail(format!("cannot connect: {e}"))),
+                    Ok(Err(e)) => Err(self.fail(e)),
+                    Err(_) => Err(self.fail(format!("no connection within {:?}", self.timeout))),
+                }
+            })
+            .await?;
+        Ok(Conn::Cluster(conn.clone()))
+    }
+
+    /// Runs one command on the store runtime, within the timeout.
+    async fn query<T: FromRedisValue + Send + 'static>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        let conn = self.conn().await?;
+        let operation = async move {
+            match conn {
+                Conn::Single(mut c) => cmd.query_async::<T>(&mut c).await,
+                Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, runtime::run(operation)).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(self.fail(e.to_string())),
+            Ok(Err(e)) => Err(self.fail(e)),
+            Err(_) => Err(self.fail(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
+    fn eval(script: &str, key: String) -> Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(1).arg(key);
+        cmd
+    }
+
+    fn set(key: String, value: &[u8], ttl: Option<Duration>, only_new: bool) -> Cmd {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if only_new {
+            cmd.arg("NX");
+        }
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(millis(ttl));
+        }
+        cmd
+    }
+}
+
+/// Redis wants a positive expiry; anything shorter than 1 ms becomes 1 ms.
+fn millis(ttl: Duration) -> u64 {
+    (ttl.as_millis().min(u64::MAX as u128) as u64).max(1)
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    fn engine(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(key)?);
+        self.query(cmd).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        check_value(&self.describe, value)?;
+        self.query::<()>(Self::set(self.key(key)?, value, ttl, false)).await
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, StoreError> {
+        check_value(&self.describe, value)?;
+        let reply: Option<String> = self.query(Self::set(self.key(key)?, value, ttl, true)).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: &[u8],
+        new: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        check_value(&self.describe, new)?;
+        let mut cmd = Self::eval(CAS, self.key(key)?);
+        cmd.arg(current).arg(new).arg(ttl.map(|t| millis(t).to_string()).unwrap_or_default());
+        let swapped: i64 = self.query(cmd).await?;
+        Ok(swapped == 1)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.key(key)?);
+        let removed: i64 = self.query(cmd).await?;
+        Ok(removed > 0)
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> Result<Count, StoreError> {
+        let mut cmd = Self::eval(INCREMENT, self.key(key)?);
+        cmd.arg(millis(window));
+        let (count, ttl): (u64, i64) = self.query(cmd).await?;
+        Ok(Count { count, resets_in: Duration::from_millis(ttl.max(0) as u64) })
+    }
+
+    async fn count(&self, key: &str) -> Result<Option<Count>, StoreError> {
+        let found: Option<(u64, i64)> = self.query(Self::eval(COUNT, self.key(key)?)).await?;
+        Ok(found.map(|(count, ttl)| Count { count, resets_in: Duration::from_millis(ttl.max(0) as u64) }))
+    }
+
+    async fn index_add(&self, index: &str, member: &str, ttl: Option<Duration>) -> Result<(), StoreError> {
+        check_key(&self.describe, member)?;
+        let now = now_millis();
+        let score = ttl.map_or("+inf".to_string(), |t| now.saturating_add(millis(t)).to_string());
+        let mut cmd = Self::eval(INDEX_ADD, self.key(index)?);
+        cmd.arg(score).arg(member).arg(now);
+        self.query::<i64>(cmd).await.map(|_| ())
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.key(index)?).arg(member);
+        self.query::<i64>(cmd).await.map(|_| ())
+    }
+
+    async fn index_members(&self, index: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(self.key(index)?)
+            .arg(format!("({}", now_millis()))
+            .arg("+inf")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit.min(MAX_LIST));
+        let mut members: Vec<String> = self.query(cmd).await?;
+        members.sort_unstable();
+        Ok(members)
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        let reply: String = self.query(redis::cmd("PING")).await?;
+        if reply == "PONG" {
+            Ok(())
+        } else {
+            Err(self.fail(format!("PING answered {reply:?}")))
+        }
+    }
+}

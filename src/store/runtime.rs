@@ -1,0 +1,40 @@
+//! The store's own runtime: one thread on which the Redis connections live.
+//!
+//! Why: stores are built before (and outside) the HTTP runtime, actix runs one
+//! single-threaded runtime per worker, and a Redis connection's driver task must outlive
+//! any one of them (as `crate::mongo` does for the MongoDB driver). Operations are handed
+//! to this thread and awaited from whichever runtime the caller is on.
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tokio::runtime::Handle;
+
+static RUNTIME: OnceLock<Result<Handle, String>> = OnceLock::new();
+
+/// The store runtime, started on first use on a thread named `store`.
+pub fn handle() -> Result<Handle, String> {
+    RUNTIME.get_or_init(start).clone()
+}
+
+fn start() -> Result<Handle, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the store runtime: {e}"))?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .map_err(|e| format!("cannot start the store thread: {e}"))?;
+    Ok(handle)
+}
+
+/// Runs `operation` on the store runtime and waits for it from any runtime.
+pub async fn run<T, F>(operation: F) -> Result<T, String>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = handle()?;
+    handle.spawn(operation).await.map_err(|e| format!("store operation was interrupted: {e}"))
+}
