@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the test suite runs against (no mocks):
-# Debian packages plus the PyPI package secantusdb.
+# Debian packages, the PyPI package secantusdb, and the registry 3.x binaries
+# (distribution v3.0.0 and v3.1.1) in target/peers.
 # Idempotent: anything already present is skipped, so a second run takes ~1 s.
 set -euo pipefail
 
@@ -200,6 +201,75 @@ verify_and_report() {
   [[ $failed -eq 0 ]] || die "some components are missing"
 }
 
+# Registry 3.x: no package registry here provides it. Unpacked from ../shared/peers (its
+# README lists each binary's sha256) into target/peers, never into the source tree; on a
+# machine without it, built from distribution's tagged source with Go (needs the public Go
+# module proxy). The tests look in target/peers (or REGISTRY3_BIN / REGISTRY30_BIN).
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PEERS_TARGET=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/peers
+REGISTRY3_VERSIONS=(
+  "v3.1.1|5a6d9881332deb61675f4804eb4d03c94a3643f635b7542a52bdde3ef4c9d214"
+  "v3.0.0|5cd9684d1755daecbcb266bd89bbf37972fbd109e42b1a3edb00126994aecc14"
+)
+# The variable that names a binary of each version instead (the tests honour it too).
+registry3_override() { [[ $1 == v3.0.0 ]] && printf '%s' "${REGISTRY30_BIN:-}" || printf '%s' "${REGISTRY3_BIN:-}"; }
+
+# The nearest shared/peers folder above the repository (../shared/peers for /work/main).
+peers_source() {
+  local dir=$REPO_ROOT
+  while [[ $dir != / ]]; do
+    dir=$(dirname "$dir")
+    if [[ -d $dir/shared/peers ]]; then
+      printf '%s\n' "$dir/shared/peers"
+      return 0
+    fi
+  done
+  return 1
+}
+
+sha256_of() { sha256sum "$1" | awk '{print $1}'; }
+
+install_registry3() {
+  local entry version sum dest tmp peers_dir gobin
+  mkdir -p "$PEERS_TARGET"
+  for entry in "${REGISTRY3_VERSIONS[@]}"; do
+    version=${entry%%|*}
+    sum=${entry##*|}
+    dest=$PEERS_TARGET/registry-$version
+    if [[ -n $(registry3_override "$version") ]]; then
+      [[ -x $(registry3_override "$version") ]] || die "registry $version: $(registry3_override "$version") is not executable"
+      continue
+    fi
+    if [[ -x $dest && $(sha256_of "$dest") == "$sum" ]]; then
+      continue
+    fi
+    tmp=$(mktemp "$PEERS_TARGET/.registry-$version.XXXXXX")
+    if peers_dir=$(peers_source) && [[ -r $peers_dir/registry-$version.gz ]]; then
+      log "unpacking $peers_dir/registry-$version.gz into $dest"
+      gunzip -c "$peers_dir/registry-$version.gz" >"$tmp" || die "cannot unpack registry-$version.gz"
+      [[ $(sha256_of "$tmp") == "$sum" ]] || { rm -f "$tmp"; die "registry-$version: sha256 mismatch (expected $sum)"; }
+    elif command -v go >/dev/null 2>&1; then
+      log "building registry $version with go install (needs the Go module proxy)"
+      gobin=$(mktemp -d)
+      GOBIN=$gobin CGO_ENABLED=0 go install "github.com/distribution/distribution/v3/cmd/registry@$version" ||
+        { rm -rf "$gobin" "$tmp"; die "go install registry@$version failed"; }
+      mv "$gobin/registry" "$tmp"
+      rm -rf "$gobin"
+    else
+      rm -f "$tmp"
+      die "registry $version: no shared/peers/registry-$version.gz above $REPO_ROOT and no go to build it; set REGISTRY3_BIN / REGISTRY30_BIN to a registry binary"
+    fi
+    chmod 755 "$tmp"
+    mv "$tmp" "$dest"
+  done
+}
+
 install_apt_packages
 install_pypi_package
+install_registry3
 verify_and_report
+for entry in "${REGISTRY3_VERSIONS[@]}"; do
+  version=${entry%%|*}
+  override=$(registry3_override "$version")
+  printf '%-16s %s\n' "registry-$version" "${override:-$PEERS_TARGET/registry-$version}"
+done

@@ -20,6 +20,7 @@ use crate::identity::Identity;
 use crate::mongo::Clients;
 use crate::service::AuthService;
 use crate::store::{SharedStore, StoreConfig, StoreError};
+use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 
 /// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
@@ -58,6 +59,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         _ => None,
     };
     let key = signing_key(config, &mut diags);
+    let published = verification_certificates(config, &mut diags);
     let mut clients = Clients::default();
     let authn = authn_chain(config, &mut clients, &mut diags);
     // The Mongo ACL is loaded only once the cheap checks passed.
@@ -66,12 +68,14 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         return Err(diags.errors);
     }
     let (Some(key), Some(authn), Some(authz)) = (key, authn, authz) else { return Err(diags.errors) };
+    crate::weak_keys::check(config, &mut diags);
     let options = TokenOptions {
         issuer: config.token.issuer.clone(),
         expiration_secs: config.token.expiration,
-        kid_mode: if config.token.disable_legacy_key_id { KidMode::Thumbprint } else { KidMode::Libtrust },
+        kid_mode: kid_mode(config),
         x5c: config.token.x5c,
     };
+    registry_compat_warnings(config, &key, &published, &mut diags);
     let identity = store.persistent().then(|| Arc::new(Identity::new(store.clone(), config.identity_tokens.clone())));
     let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store, identity };
     let state = AppState {
@@ -82,6 +86,57 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
     };
     Ok(Built { state, tls, warnings: diags.warnings })
+}
+
+/// The `kid` our tokens carry (`token.disable_legacy_key_id`).
+pub fn kid_mode(config: &Config) -> KidMode {
+    if config.token.disable_legacy_key_id {
+        KidMode::Thumbprint
+    } else {
+        KidMode::Libtrust
+    }
+}
+
+/// The certificate whose key signs: the token pair's, else the server's (§2.4).
+pub fn signing_certificate_path(config: &Config) -> Option<&Path> {
+    match (&config.token.certificate, &config.token.key) {
+        (Some(cert), Some(_)) => Some(cert),
+        _ => config.server.certificate.as_deref(),
+    }
+}
+
+/// `token.verification_certificates`, loaded so that a bad one stops start-up and reload.
+fn verification_certificates(config: &Config, diags: &mut Diagnostics) -> Vec<PublishedCert> {
+    let mut loaded = Vec::new();
+    for (i, path) in config.token.verification_certificates.iter().enumerate() {
+        match PublishedCert::load(path) {
+            Ok(cert) => loaded.push(cert),
+            Err(e) => {
+                let message = e.to_string().replace("failed to load token cert and key: ", "");
+                diags
+                    .error(format!("token.verification_certificates[{i}]"), config.token.line, message)
+                    .hint("list PEM certificate files whose key is RSA or EC P-256/P-384/P-521");
+            }
+        }
+    }
+    loaded
+}
+
+/// What registry 3.x will make of our kid (start-up and check-config warnings), and
+/// verification certificates that duplicate the signing key.
+fn registry_compat_warnings(config: &Config, key: &SigningKey, published: &[PublishedCert], diags: &mut Diagnostics) {
+    let line = config.token.line;
+    for finding in crate::token::compat::kid_findings(key.public_key(), kid_mode(config), config.token.x5c) {
+        diags.warn(finding.key, line, finding.message).hint(finding.hint);
+    }
+    for (i, cert) in published.iter().enumerate() {
+        if &cert.public == key.public_key() {
+            let message = format!("{} holds the signing key itself", cert.path.display());
+            diags
+                .warn(format!("token.verification_certificates[{i}]"), line, message)
+                .hint("list only the next key (before a rotation) or the previous one (until its tokens expire)");
+        }
+    }
 }
 
 /// The token pair, or the server's TLS pair when the token section names none (§2.4).

@@ -12,6 +12,10 @@ pub enum CertGenError {
     Generate(#[from] rcgen::Error),
     #[error("cannot generate the RSA key: {0}")]
     Rsa(String),
+    #[error(
+        "cannot generate the EC key: the random generator keeps producing keys with a zero leading coordinate byte"
+    )]
+    EcRetries,
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
     #[error("{path} already exists; pass --force to overwrite it")]
@@ -67,8 +71,12 @@ pub fn generate(spec: &CertSpec) -> Result<Generated, CertGenError> {
 
 fn key_pair(key_type: KeyType) -> Result<KeyPair, CertGenError> {
     let bits = match key_type {
-        KeyType::EcP256 => return Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?),
-        KeyType::EcP384 => return Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?),
+        KeyType::EcP256 => {
+            return ec_key_without_leading_zero(|| KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256))
+        }
+        KeyType::EcP384 => {
+            return ec_key_without_leading_zero(|| KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384))
+        }
         KeyType::Rsa2048 => 2048,
         KeyType::Rsa4096 => 4096,
     };
@@ -76,6 +84,28 @@ fn key_pair(key_type: KeyType) -> Result<KeyPair, CertGenError> {
         rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits).map_err(|e| CertGenError::Rsa(e.to_string()))?;
     let pem = private.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| CertGenError::Rsa(e.to_string()))?;
     Ok(KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)?)
+}
+
+/// Draws EC keys until neither coordinate starts with a zero byte. For such keys (about 1
+/// in 128) registry 3.1.x's unpadded thumbprint differs from RFC 7638's, so a kid-only
+/// token would depend on which of the two a registry computes.
+fn ec_key_without_leading_zero(
+    mut generate: impl FnMut() -> Result<KeyPair, rcgen::Error>,
+) -> Result<KeyPair, CertGenError> {
+    // Each draw fails with probability ~1/128, so 64 failures in a row mean a broken RNG.
+    for _ in 0..64 {
+        let key = generate()?;
+        if !has_leading_zero_coordinate(key.public_key_raw()) {
+            return Ok(key);
+        }
+    }
+    Err(CertGenError::EcRetries)
+}
+
+/// For an uncompressed point `04 ‖ x ‖ y`: does x or y start with 0x00?
+fn has_leading_zero_coordinate(point: &[u8]) -> bool {
+    let len = point.len().saturating_sub(1) / 2;
+    point.get(1) == Some(&0) || point.get(1 + len) == Some(&0)
 }
 
 /// Writes a self-signed EC P-256 certificate and key (mode 0600) for `names`
@@ -123,4 +153,28 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertGenErro
     let _ = mode;
     use std::io::Write as _;
     (&file).write_all(contents).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(key: &KeyPair) -> Vec<u8> {
+        key.public_key_raw().to_vec()
+    }
+
+    /// A generator that yields a key with a leading zero coordinate first, then a clean one:
+    /// the clean one must come out.
+    #[test]
+    fn ec_keys_with_a_leading_zero_coordinate_are_drawn_again() {
+        let fresh = || KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let zero = std::iter::repeat_with(fresh).find(|k| has_leading_zero_coordinate(&point(k))).unwrap();
+        let clean = std::iter::repeat_with(fresh).find(|k| !has_leading_zero_coordinate(&point(k))).unwrap();
+        let expected = point(&clean);
+        let mut queue = vec![clean, zero];
+        let chosen = ec_key_without_leading_zero(|| Ok(queue.pop().unwrap())).unwrap();
+        assert_eq!(point(&chosen), expected);
+        assert!(has_leading_zero_coordinate(&[4, 1, 2, 0, 3]) && has_leading_zero_coordinate(&[4, 0, 2, 1, 3]));
+        assert!(!has_leading_zero_coordinate(&[4, 1, 2, 1, 0]));
+    }
 }

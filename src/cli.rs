@@ -50,6 +50,12 @@ pub enum Command {
     /// Create, list, revoke or rotate robot (CI) credentials (needs a store).
     #[command(subcommand)]
     Robot(RobotCommand),
+    /// Print the JWKS for registry 3.x's auth.token.jwks: the signing and verification
+    /// certificates' keys under the kid our tokens carry.
+    Jwks { config: PathBuf },
+    /// Print the PEM bundle for the registry's auth.token.rootcertbundle: the signing
+    /// certificate, then token.verification_certificates.
+    Bundle { config: PathBuf },
 }
 
 /// The store's config file, shared by the store subcommands.
@@ -205,8 +211,18 @@ pub struct HashPasswordArgs {
     pub format: HashFormat,
 }
 
-const SUBCOMMANDS: &[&str] =
-    &["serve", "gen-cert", "hash-password", "check-config", "explain", "identity-tokens", "robot", "help"];
+const SUBCOMMANDS: &[&str] = &[
+    "serve",
+    "gen-cert",
+    "hash-password",
+    "check-config",
+    "explain",
+    "jwks",
+    "bundle",
+    "identity-tokens",
+    "robot",
+    "help",
+];
 /// glog flags that take a value.
 const GLOG_VALUE_FLAGS: &[&str] = &["v", "stderrthreshold", "log_dir", "vmodule", "log_backtrace_at", "logbufsecs"];
 const GLOG_BOOL_FLAGS: &[&str] = &["logtostderr", "alsologtostderr"];

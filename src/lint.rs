@@ -1,7 +1,10 @@
 //! Findings that do not stop `serve` but that an operator wants to hear about before a
-//! deploy (`check-config`): weak bcrypt costs, certificates close to expiry and ACL entries
-//! that can never match. Every check is conservative: it only reports what is certain.
+//! deploy (`check-config`): weak bcrypt costs, certificates close to expiry, ACL entries
+//! that can never match, and configs that let in more than they seem to
+//! ([`open_access`]). Every check is conservative: it only reports what is certain.
 use std::path::Path;
+
+mod open_access;
 
 use crate::authz::acl::MatchSpec;
 use crate::config::{AclSource, Config, Diagnostic, Diagnostics};
@@ -19,6 +22,7 @@ pub fn lint(config: &Config) -> Vec<Diagnostic> {
     if let Some(acl) = &config.acl {
         shadowed_entries(acl, &mut diags);
     }
+    open_access::check(config, &mut diags);
     diags.warnings
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registry_auth::cli::{self, Cli, Command};
-use registry_auth::{app, certgen, config, http, ops, reload, server, store, telemetry};
+use registry_auth::{app, certgen, config, expiry_watch, http, ops, reload, server, store, telemetry};
 
 fn main() -> ExitCode {
     let normalized = cli::normalize(std::env::args().collect());
@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Command::Explain(args) => ops::explain::run(&args),
         Command::IdentityTokens(command) => ops::identity_tokens::run(&command),
         Command::Robot(command) => ops::robot::run(&command),
+        Command::Jwks { config } => ops::publish::run(&config, ops::publish::Format::Jwks),
+        Command::Bundle { config } => ops::publish::run(&config, ops::publish::Format::Bundle),
     }
 }
 
@@ -76,7 +78,9 @@ fn serve(path: &Path) -> ExitCode {
     let _watcher = reload::watch(reloader.clone())
         .inspect_err(|e| tracing::warn!("not watching {} for changes ({e}); reload with SIGHUP", path.display()))
         .ok();
+    let watched = handle.clone().into_inner();
     let result = actix_web::rt::System::new().block_on(async move {
+        expiry_watch::spawn(watched, expiry_watch::PERIOD);
         if let Err(e) = reload::spawn_sighup(reloader) {
             tracing::warn!("cannot handle SIGHUP ({e}); config changes need a restart");
         }

@@ -39,6 +39,7 @@ type Labels = Vec<String>;
 struct Inner {
     requests: BTreeMap<(&'static str, u16), u64>,
     authn: BTreeMap<(&'static str, &'static str), Histogram>,
+    authn_denied: u64,
     authz: BTreeMap<&'static str, u64>,
     signing: Histogram,
     reloads: BTreeMap<&'static str, u64>,
@@ -70,9 +71,16 @@ impl Metrics {
         self.with(|m| *m.requests.entry((route, code)).or_default() += 1);
     }
 
-    /// One run of the authentication chain; `backend` is the one that decided or `none`.
+    /// One run of the authentication chain that let the client in (`allow`) or broke
+    /// (`error`); `backend` is the one that decided. Refusals go to [`Metrics::authn_denied`].
     pub fn authn(&self, backend: &'static str, outcome: &'static str, elapsed: Duration) {
         self.with(|m| m.authn.entry((backend, outcome)).or_default().observe(elapsed.as_secs_f64()));
+    }
+
+    /// One refused login, wrong password and unknown account alike: no backend, no
+    /// latency, so that a client reading `/metrics` cannot tell whether an account exists.
+    pub fn authn_denied(&self) {
+        self.with(|m| m.authn_denied += 1);
     }
 
     /// One scope decision: `allowed` (some action granted) or `denied`.
@@ -89,8 +97,8 @@ impl Metrics {
         self.with(|m| *m.reloads.entry(result).or_default() += 1);
     }
 
-    /// One password check against a stored hash: `hit` (verified login remembered) or
-    /// `miss` (bcrypt ran).
+    /// One verified login against a stored hash: `hit` (remembered, bcrypt skipped) or
+    /// `miss` (bcrypt ran). Refused logins are not counted.
     pub fn credential_cache(&self, result: &'static str) {
         self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
     }
@@ -109,9 +117,16 @@ impl Metrics {
             histograms(
                 &mut out,
                 "registry_auth_authn_duration_seconds",
-                "Authentication latency by deciding backend and outcome.",
+                "Authentication latency of accepted logins (allow) and backend failures (error), by backend.",
                 &["backend", "outcome"],
                 &labelled(&m.authn, |(backend, outcome)| vec![backend.to_string(), outcome.to_string()]),
+            );
+            counter(
+                &mut out,
+                "registry_auth_authn_denied_total",
+                "Refused logins: wrong password or unknown account, deliberately not told apart.",
+                &[],
+                &BTreeMap::from([(Vec::new(), m.authn_denied)]),
             );
             counter(
                 &mut out,
@@ -135,7 +150,7 @@ impl Metrics {
             counter(
                 &mut out,
                 "registry_auth_credential_cache_total",
-                "Password checks against a stored hash: hit (verified login remembered) or miss (bcrypt ran).",
+                "Verified logins against a stored hash: hit (remembered, bcrypt skipped) or miss (bcrypt ran); refused logins are not counted.",
                 &["result"],
                 &labelled(&cache, |result| vec![result.to_string()]),
             );
@@ -230,6 +245,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("registry_auth_signing_duration_seconds_count 1\n"), "{text}");
+        assert!(text.contains("registry_auth_authn_denied_total 0\n"), "{text}");
         assert!(text.contains("registry_auth_config_reloads_total{result=\"failed\"} 0\n"), "{text}");
         assert!(text.contains("registry_auth_signing_certificate_expiry_seconds 86400\n"), "{text}");
     }

@@ -130,20 +130,23 @@ impl AuthService {
             metrics::global().authn(e.backend, "error", started.elapsed());
             tracing::error!(account = %req.account, ip = %ip_text(req.ip), error = %e, "authentication backend error");
         })?;
-        let outcome = match decision.outcome {
-            AuthnOutcome::Allow(_) => "allow",
-            AuthnOutcome::Deny => "deny",
-            AuthnOutcome::NoMatch => "no_match",
-        };
-        metrics::global().authn(decision.backend.map_or("none", |(_, name)| name), outcome, started.elapsed());
+        // Refusals are counted without backend or latency: `/metrics` is public, and a
+        // wrong password must look exactly like an unknown account there (the audit log,
+        // which only the operator reads, keeps the difference).
         match decision.outcome {
-            AuthnOutcome::Allow(labels) => Ok((labels, decision.backend.map_or("", |(_, name)| name))),
+            AuthnOutcome::Allow(labels) => {
+                let backend = decision.backend.map_or("none", |(_, name)| name);
+                metrics::global().authn(backend, "allow", started.elapsed());
+                Ok((labels, decision.backend.map_or("", |(_, name)| name)))
+            }
             AuthnOutcome::Deny => {
+                metrics::global().authn_denied();
                 let backend = decision.backend.map_or("", |(_, name)| name);
                 audit_denied(req, "wrong_password", backend);
                 Err(AuthError::Unauthorized)
             }
             AuthnOutcome::NoMatch => {
+                metrics::global().authn_denied();
                 audit_denied(req, "unknown_account", "");
                 Err(AuthError::Unauthorized)
             }

@@ -62,6 +62,7 @@ impl PasswordVerifier {
     /// A cache hit needs the very same (backend, account, password, hash) to have been
     /// verified within the TTL. A wrong password can never hit, so it always pays the full
     /// bcrypt, like an uncached account: timing tells nothing about who logged in recently.
+    /// Counted on `/metrics`: hits, and verified logins that ran bcrypt (misses).
     pub async fn verify(
         &self,
         backend: &'static str,
@@ -75,9 +76,12 @@ impl PasswordVerifier {
             metrics::global().credential_cache("hit");
             return Ok(true);
         }
-        metrics::global().credential_cache("miss");
         let verified = bcrypt_verify(password, hash).await?;
+        // Only verified logins are counted: a refused one would be counted for a known
+        // account and not for an unknown one (which has no stored hash), and `/metrics`
+        // must not tell them apart.
         if verified {
+            metrics::global().credential_cache("miss");
             cache.insert(tag, Instant::now());
         }
         Ok(verified)

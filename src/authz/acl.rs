@@ -89,7 +89,8 @@ struct Capture {
 
 /// The string fields, in docker_auth's order; also the basic variables' names.
 const FIELDS: [&str; 4] = ["account", "type", "name", "service"];
-const VAR_KEYS: [&str; 4] = ["${account}", "${type}", "${name}", "${service}"];
+/// The basic placeholders, in the order of [`Pattern::is_match`]'s first value slots.
+pub const VAR_KEYS: [&str; 4] = ["${account}", "${type}", "${name}", "${service}"];
 
 fn field_value<'r>(req: &AuthzRequest<'r>, field: usize) -> &'r str {
     match field {

@@ -11,6 +11,8 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it, when there is something useful to say.
     pub hint: Option<String>,
+    /// A warning that `check-config --strict` reports as an error (e.g. a duplicate key).
+    pub error_when_strict: bool,
 }
 
 impl fmt::Display for Diagnostic {
@@ -38,11 +40,17 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn error(&mut self, path: impl Into<String>, line: usize, message: impl Into<String>) -> &mut Diagnostic {
-        push(&mut self.errors, Diagnostic { path: path.into(), line, message: message.into(), hint: None })
+        push(
+            &mut self.errors,
+            Diagnostic { path: path.into(), line, message: message.into(), hint: None, error_when_strict: false },
+        )
     }
 
     pub fn warn(&mut self, path: impl Into<String>, line: usize, message: impl Into<String>) -> &mut Diagnostic {
-        push(&mut self.warnings, Diagnostic { path: path.into(), line, message: message.into(), hint: None })
+        push(
+            &mut self.warnings,
+            Diagnostic { path: path.into(), line, message: message.into(), hint: None, error_when_strict: false },
+        )
     }
 
     pub fn has_errors(&self) -> bool {
@@ -53,6 +61,11 @@ impl Diagnostics {
 impl Diagnostic {
     pub fn hint(&mut self, hint: impl Into<String>) {
         self.hint = Some(hint.into());
+    }
+
+    /// Marks a warning as an error under `check-config --strict`.
+    pub fn error_when_strict(&mut self) {
+        self.error_when_strict = true;
     }
 }
 

@@ -109,8 +109,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Validates config text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let mut diags = Diagnostics::default();
-    let root = match yaml::parse(text) {
-        Ok(root) => root,
+    let root = match yaml::parse_document(text) {
+        Ok(doc) => {
+            warn_duplicate_keys(&doc.duplicates, &mut diags);
+            doc.root
+        }
         Err(e) => {
             diags
                 .error("", e.line, format!("could not parse config: {}", e.message))
@@ -169,6 +172,24 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
             })
         }
         _ => Err(ConfigError { file: file.to_string(), diagnostics: diags }),
+    }
+}
+
+/// docker_auth keeps the last of two equal keys without a word; we keep it too (a drop-in
+/// must read the same config the same way) but say so: a second `acl:` can silently undo
+/// the first. An error under `check-config --strict`.
+fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostics) {
+    for dup in duplicates {
+        let diag = diags.warn(
+            &dup.path,
+            dup.line,
+            format!(
+                "duplicate key {:?} (lines {} and {}): the value on line {} replaces the one on line {}",
+                dup.key, dup.first_line, dup.line, dup.line, dup.first_line
+            ),
+        );
+        diag.hint(format!("keep one {:?} key and merge what the two say into it", dup.key));
+        diag.error_when_strict();
     }
 }
 

@@ -122,8 +122,23 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<ServerCon
         tls_cipher_suites,
         tls_lines,
     };
+    check_tls_pair(&mut s, &config, diags);
     s.warn_unknown(KNOWN, diags);
     Some(config)
+}
+
+/// One of `certificate`/`key` without the other means TLS was meant: docker_auth refuses
+/// to start, and so do we (serving plain HTTP instead would send passwords in clear).
+fn check_tls_pair(s: &mut Section<'_>, config: &ServerConfig, diags: &mut Diagnostics) {
+    let (given, missing) = match (&config.certificate, &config.key) {
+        (Some(_), None) => ("certificate", "key"),
+        (None, Some(_)) => ("key", "certificate"),
+        _ => return,
+    };
+    let line = s.node(given).map_or(s.line, |n| n.line);
+    diags
+        .error(format!("server.{given}"), line, "failed to load server cert and key: both were not provided")
+        .hint(format!("set server.{missing} too (HTTPS), or remove server.{given} to serve plain HTTP"));
 }
 
 fn read_tls_version(s: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TlsVersion> {

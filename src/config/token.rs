@@ -13,10 +13,18 @@ pub struct TokenConfig {
     pub disable_legacy_key_id: bool,
     /// Our addition: send the certificate chain in the `x5c` header.
     pub x5c: bool,
+    /// Our addition: certificates published for the registry (`jwks`, `bundle`) beside the
+    /// signing one, never used to sign: the next key before a rotation, the old one after.
+    pub verification_certificates: Vec<PathBuf>,
     pub line: usize,
 }
 
-const KNOWN: &[&str] = &["issuer", "expiration", "certificate", "key", "disable_legacy_key_id", "x5c"];
+/// Tokens cannot be revoked: a leaked one works until it expires, so more than a day is
+/// reported (at start-up and by `check-config`).
+pub const MAX_SENSIBLE_EXPIRATION: u64 = 24 * 3600;
+
+const KNOWN: &[&str] =
+    &["issuer", "expiration", "certificate", "key", "disable_legacy_key_id", "x5c", "verification_certificates"];
 
 /// Reads `token:`, reporting docker_auth's checks 5 and 6 (§3.3).
 pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConfig> {
@@ -58,6 +66,9 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConf
             None
         }
     };
+    if let Some(seconds) = positive {
+        warn_long_lifetime(seconds, t.node("expiration").map_or(t.line, |n| n.line), diags);
+    }
     let config = TokenConfig {
         issuer,
         expiration: positive.unwrap_or(0),
@@ -65,8 +76,36 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<TokenConf
         key: t.string("key", diags).filter(|p| !p.is_empty()).map(PathBuf::from),
         disable_legacy_key_id: t.bool("disable_legacy_key_id", diags).unwrap_or(false),
         x5c: t.bool("x5c", diags).unwrap_or(false),
+        verification_certificates: verification_certificates(&mut t, diags),
         line,
     };
     t.warn_unknown(KNOWN, diags);
     Some(config)
+}
+
+fn warn_long_lifetime(seconds: u64, line: usize, diags: &mut Diagnostics) {
+    if seconds > MAX_SENSIBLE_EXPIRATION {
+        diags
+            .warn(
+                "token.expiration",
+                line,
+                format!(
+                    "token.expiration is {seconds} s ({:.1} h): a leaked token cannot be revoked and works that long",
+                    seconds as f64 / 3600.0
+                ),
+            )
+            .hint("use at most 86400 (24 h); clients fetch a new token when theirs expires, e.g. expiration: 900");
+    }
+}
+
+/// `verification_certificates: [path, ...]`; empty entries are errors (a path was meant).
+fn verification_certificates(t: &mut Section<'_>, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let list = t.string_list("verification_certificates", diags).unwrap_or_default();
+    let line = t.node("verification_certificates").map_or(t.line, |n| n.line);
+    for (i, _) in list.iter().enumerate().filter(|(_, p)| p.is_empty()) {
+        diags
+            .error(format!("token.verification_certificates[{i}]"), line, "empty certificate path")
+            .hint("list PEM certificate files, e.g. [\"ssl/next.pem\"]");
+    }
+    list.into_iter().filter(|p| !p.is_empty()).map(PathBuf::from).collect()
 }

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use super::diag::Diagnostics;
 use super::reader::{to_string, to_string_list, Section};
-use super::yaml::Node;
+use super::yaml::{Node, NodeKind};
 use crate::request::Labels;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,7 +11,8 @@ pub struct UserEntry {
     /// The bcrypt hash; `None` means docker_auth's "any password is accepted".
     pub password: Option<String>,
     pub labels: Labels,
-    /// Line of `password:` (0 when absent), for findings such as a weak cost.
+    /// Line of `password:`, or of the user's entry when it has none, for findings such as
+    /// a weak cost or a missing password.
     pub password_line: usize,
 }
 
@@ -21,7 +22,11 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<
     let mut section = Section::of(node, "users", diags)?;
     let mut users = BTreeMap::new();
     for (account, user_node) in section.entries() {
-        let path = format!("users.{}", quote_key(account));
+        let path = format!("users.{}", super::yaml::key_segment(account));
+        if user_node.kind == NodeKind::Null {
+            warn_placeholder(account, &path, user_node.line, diags);
+            continue;
+        }
         if let Some(user) = read_user(user_node, &path, diags) {
             users.insert(account.clone(), user);
         }
@@ -29,18 +34,17 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<BTreeMap<
     Some(users)
 }
 
-/// Keys with dots or an empty name are shown quoted so the path stays readable.
-fn quote_key(key: &str) -> String {
-    if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
-        format!("{key:?}")
-    } else {
-        key.to_string()
-    }
+/// `"bob":` (or `~`, `null`) is a nil entry to docker_auth: an unknown user, so the next
+/// authenticator is asked. Only `"bob": {}` is a user who accepts any password.
+fn warn_placeholder(account: &str, path: &str, line: usize, diags: &mut Diagnostics) {
+    diags
+        .warn(path, line, format!("user {account:?} has no value, so it is an unknown user (no login as {account:?} here)"))
+        .hint(format!(
+            "give it a password: {account:?}: {{password: \"<bcrypt hash>\"}}, or write {{}} to accept any password, or remove it"
+        ));
 }
 
 fn read_user(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UserEntry> {
-    let empty = Node { line: node.line, kind: super::yaml::NodeKind::Map(Vec::new()) };
-    let node = if node.kind == super::yaml::NodeKind::Null { &empty } else { node };
     let mut user = Section::of(node, path, diags)?;
     let password = match user.node("password") {
         Some(hash) => to_string(hash, &user.child_path("password"), diags),
@@ -53,7 +57,7 @@ fn read_user(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<UserEnt
     }
     let labels = read_labels(&mut user, diags);
     user.warn_unknown(&["password", "labels"], diags);
-    let password_line = user.node("password").map_or(0, |n| n.line);
+    let password_line = user.node("password").map_or(node.line, |n| n.line);
     Some(UserEntry { password, labels, password_line })
 }
 

@@ -3,8 +3,10 @@
 //! small tree of [`Node`]s that remember their line, so every config error can name one.
 //!
 //! docker_auth reads YAML with gopkg.in/yaml.v2, so this loader keeps its habits:
-//! a duplicate key's last value wins, and scalars keep their style so that the typed
-//! layer can apply YAML 1.1 booleans (`yes`, `on`) to plain scalars only.
+//! a duplicate key's last value wins (each one is reported, see [`DuplicateKey`]),
+//! scalars keep their style so that the typed layer can apply YAML 1.1 booleans (`yes`,
+//! `on`) to plain scalars only, and YAML 1.1 merge keys (`<<: *anchor`, `<<: [*a, *b]`)
+//! are applied (see [`apply_merges`]); merged keys are not duplicates.
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -38,8 +40,31 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// A key written twice in one mapping: the value at `line` replaced the one at `first_line`
+/// (silently in docker_auth: a second `acl:` can undo the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// Config-style path of the key, e.g. `acl` or `users.admin.password`.
+    pub path: String,
+    pub key: String,
+    pub first_line: usize,
+    pub line: usize,
+}
+
+/// A parsed document and the duplicate keys found in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub root: Node,
+    pub duplicates: Vec<DuplicateKey>,
+}
+
 /// Parses one YAML document. An empty document is `Null`.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    parse_document(text).map(|doc| doc.root)
+}
+
+/// [`parse`], keeping the duplicate keys for the config's warnings.
+pub fn parse_document(text: &str) -> Result<Document, YamlError> {
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(text);
     parser
@@ -48,12 +73,28 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     if let Some(error) = builder.error {
         return Err(error);
     }
-    Ok(builder.root.unwrap_or(Node { line: 1, kind: NodeKind::Null }))
+    let root = builder.root.unwrap_or(Node { line: 1, kind: NodeKind::Null });
+    Ok(Document { root, duplicates: builder.duplicates })
 }
 
 enum Frame {
-    Seq { line: usize, anchor: usize, items: Vec<Node> },
-    Map { line: usize, anchor: usize, entries: Vec<(String, Node)>, pending_key: Option<(String, usize)> },
+    Seq {
+        line: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        line: usize,
+        anchor: usize,
+        entries: Vec<(String, Node)>,
+        pending_key: Option<(String, usize)>,
+        /// Values of plain `<<` keys, in document order, applied when the mapping closes.
+        merges: Vec<Node>,
+        /// The pending key is a plain `<<` (a quoted "<<" is an ordinary key).
+        pending_merge: bool,
+        /// Keys written in this mapping, with their lines, to report duplicates.
+        written: Vec<(String, usize)>,
+    },
 }
 
 #[derive(Default)]
@@ -62,6 +103,7 @@ struct TreeBuilder {
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     error: Option<YamlError>,
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl TreeBuilder {
@@ -78,20 +120,30 @@ impl TreeBuilder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+            Some(Frame::Map { entries, pending_key, merges, pending_merge, .. }) => match pending_key.take() {
                 None => match node.kind {
-                    NodeKind::Scalar { text, .. } => *pending_key = Some((text, node.line)),
-                    NodeKind::Null => *pending_key = Some((String::new(), node.line)),
+                    NodeKind::Scalar { text, plain } => {
+                        *pending_merge = plain && text == MERGE_KEY;
+                        *pending_key = Some((text, node.line));
+                        self.note_key();
+                    }
+                    NodeKind::Null => {
+                        *pending_key = Some((String::new(), node.line));
+                        self.note_key();
+                    }
                     _ => {
                         let line = node.line;
                         self.fail(line, "a mapping key must be a plain value, not a list or map");
                     }
                 },
+                Some(_) if std::mem::take(pending_merge) => merges.push(node),
                 Some((key, key_line)) => {
-                    // A block list or mapping starts on the line after its key; errors about
-                    // it read better pointing at the key.
+                    // A block list or mapping starts on the line after its key, and an empty
+                    // value is reported at the next token; errors read better at the key.
                     let node = match node.kind {
-                        NodeKind::Seq(_) | NodeKind::Map(_) => Node { line: key_line.min(node.line), ..node },
+                        NodeKind::Seq(_) | NodeKind::Map(_) | NodeKind::Null => {
+                            Node { line: key_line.min(node.line), ..node }
+                        }
                         _ => node,
                     };
                     insert_last_wins(entries, key, node)
@@ -100,14 +152,100 @@ impl TreeBuilder {
         }
     }
 
+    /// Records the key just read in the innermost mapping; a repeated one is a duplicate.
+    /// Plain merge keys (`<<`, any number of them) are not keys of the mapping itself, and
+    /// merged keys never replace written ones, so neither is reported.
+    fn note_key(&mut self) {
+        let Some(Frame::Map { pending_key: Some((key, line)), written, pending_merge, .. }) = self.stack.last_mut()
+        else {
+            return;
+        };
+        if *pending_merge {
+            return;
+        }
+        let (key, line) = (key.clone(), *line);
+        match written.iter().find(|(k, _)| *k == key) {
+            Some((_, first_line)) => {
+                let first_line = *first_line;
+                let path = self.path_to_innermost(&key);
+                self.duplicates.push(DuplicateKey { path, key, first_line, line });
+            }
+            None => written.push((key, line)),
+        }
+    }
+
+    /// The config-style path (`acl[1].match.account`) of `key` in the innermost mapping.
+    fn path_to_innermost(&self, key: &str) -> String {
+        let mut path = String::new();
+        let segments = self.stack.iter().filter_map(|frame| match frame {
+            Frame::Seq { items, .. } => Some(format!("[{}]", items.len())),
+            Frame::Map { pending_key: Some((k, _)), .. } => Some(key_segment(k)),
+            Frame::Map { .. } => None,
+        });
+        for segment in segments.take(self.stack.len().saturating_sub(1)).chain([key_segment(key)]) {
+            if !path.is_empty() && !segment.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(&segment);
+        }
+        path
+    }
+
     fn close(&mut self) {
         let Some(frame) = self.stack.pop() else { return };
         let (node, anchor) = match frame {
             Frame::Seq { line, anchor, items } => (Node { line, kind: NodeKind::Seq(items) }, anchor),
-            Frame::Map { line, anchor, entries, .. } => (Node { line, kind: NodeKind::Map(entries) }, anchor),
+            Frame::Map { line, anchor, entries, merges, .. } => match apply_merges(entries, merges) {
+                Ok(entries) => (Node { line, kind: NodeKind::Map(entries) }, anchor),
+                Err(bad_line) => {
+                    self.fail(bad_line, "a merge key (<<) needs a mapping or a list of mappings as its value");
+                    (Node { line, kind: NodeKind::Map(Vec::new()) }, anchor)
+                }
+            },
         };
         self.push_value(node, anchor);
     }
+}
+
+/// A mapping key as one segment of a config path (`users."a.b".password`): keys with
+/// dots, spaces, brackets or nothing at all are quoted so the path stays readable.
+pub fn key_segment(key: &str) -> String {
+    if key.is_empty() || key.contains(['.', ' ', '[', ']']) {
+        format!("{key:?}")
+    } else {
+        key.to_string()
+    }
+}
+
+/// The YAML 1.1 merge key (https://yaml.org/type/merge.html), as yaml.v2 resolves it.
+const MERGE_KEY: &str = "<<";
+
+/// Applies a mapping's `<<` values: their keys are added where absent, so keys written in
+/// the mapping always win, and in `<<: [*a, *b]` an earlier source wins over a later one
+/// (the YAML 1.1 rule). Merged keys follow the mapping's own keys. `Err` carries the line
+/// of a merge value that is not a mapping or a list of mappings.
+fn apply_merges(mut entries: Vec<(String, Node)>, merges: Vec<Node>) -> Result<Vec<(String, Node)>, usize> {
+    let mut sources = Vec::new();
+    for merge in merges {
+        match merge.kind {
+            NodeKind::Map(map) => sources.push(map),
+            NodeKind::Seq(items) => {
+                for item in items {
+                    match item.kind {
+                        NodeKind::Map(map) => sources.push(map),
+                        _ => return Err(item.line),
+                    }
+                }
+            }
+            _ => return Err(merge.line),
+        }
+    }
+    for (key, node) in sources.into_iter().flatten() {
+        if !entries.iter().any(|(k, _)| *k == key) {
+            entries.push((key, node));
+        }
+    }
+    Ok(entries)
 }
 
 fn insert_last_wins(entries: &mut Vec<(String, Node)>, key: String, node: Node) {
@@ -130,9 +268,15 @@ impl MarkedEventReceiver for TreeBuilder {
         match event {
             Event::Scalar(text, style, anchor, _tag) => self.push_value(scalar_node(text, style, line), anchor),
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, items: Vec::new() }),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), pending_key: None })
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                line,
+                anchor,
+                entries: Vec::new(),
+                pending_key: None,
+                merges: Vec::new(),
+                pending_merge: false,
+                written: Vec::new(),
+            }),
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => self.push_value(Node { line, ..node }, 0),
@@ -173,6 +317,23 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_are_reported_with_both_lines_and_their_path() {
+        let text = "acl:\n  - match: {account: a, account: b}\n    actions: [pull]\nusers:\n  \"a.b\":\n    password: x\n    password: y\nacl: []\nlist: [{k: 1}, {k: 2, k: 3}]\n";
+        let doc = parse_document(text).unwrap();
+        let found: Vec<(&str, usize, usize)> =
+            doc.duplicates.iter().map(|d| (d.path.as_str(), d.first_line, d.line)).collect();
+        assert_eq!(
+            found,
+            [("acl[0].match.account", 2, 2), ("users.\"a.b\".password", 6, 7), ("acl", 1, 8), ("list[1].k", 9, 9)]
+        );
+        assert!(parse_document("a: 1\nb: {a: 2}\n<<: {c: 1}\n").unwrap().duplicates.is_empty());
+        let merges = "base: &b {x: 1}\nm:\n  <<: *b\n  x: 2\n  <<: {y: 1}\n";
+        assert!(parse_document(merges).unwrap().duplicates.is_empty(), "merge keys and merged keys");
+        let quoted = parse_document("'<<': 1\n\"<<\": 2\n").unwrap();
+        assert_eq!(quoted.duplicates.len(), 1, "a quoted << is an ordinary key");
+    }
+
+    #[test]
     fn flow_map_without_space_is_one_odd_key() {
         // docker_auth issue #326: `{account:"admin"}` is a single key with a null value.
         let root = parse("m: {account:\"admin\"}\n").unwrap();
@@ -209,5 +370,92 @@ mod tests {
     fn empty_document_is_null() {
         assert_eq!(parse("").unwrap().kind, NodeKind::Null);
         assert_eq!(parse("# only a comment\n").unwrap().kind, NodeKind::Null);
+    }
+
+    fn scalar(node: &Node) -> &str {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } => text,
+            other => panic!("not a scalar: {other:?}"),
+        }
+    }
+
+    fn keys_and_values(node: &Node) -> Vec<(&str, &str)> {
+        map(node).iter().map(|(k, v)| (k.as_str(), scalar(v))).collect()
+    }
+
+    #[test]
+    fn merge_keys_add_absent_keys_and_explicit_keys_win() {
+        let root = parse(
+            "base: &b {a: 1, b: 2}
+x:
+  b: 3
+  <<: *b
+  c: 4
+",
+        )
+        .unwrap();
+        assert_eq!(keys_and_values(&map(&root)[1].1), [("b", "3"), ("c", "4"), ("a", "1")]);
+    }
+
+    #[test]
+    fn merge_lists_let_earlier_sources_win() {
+        let root = parse(
+            "a: &a {k: a, only_a: 1}
+b: &b {k: b, only_b: 2}
+x: {<<: [*a, *b]}
+y: {<<: [*b, *a]}
+",
+        )
+        .unwrap();
+        let entries = map(&root);
+        assert_eq!(keys_and_values(&entries[2].1), [("k", "a"), ("only_a", "1"), ("only_b", "2")]);
+        assert_eq!(keys_and_values(&entries[3].1), [("k", "b"), ("only_b", "2"), ("only_a", "1")]);
+    }
+
+    #[test]
+    fn merges_nest_and_inline_maps_merge_too() {
+        let root = parse(
+            "a: &a {k: 1}
+b: &b {<<: *a, j: 2}
+c: {<<: *b}
+d: {<<: {z: 9}}
+",
+        )
+        .unwrap();
+        let entries = map(&root);
+        assert_eq!(keys_and_values(&entries[2].1), [("j", "2"), ("k", "1")]);
+        assert_eq!(keys_and_values(&entries[3].1), [("z", "9")]);
+    }
+
+    #[test]
+    fn quoted_merge_key_is_an_ordinary_key() {
+        let root = parse(
+            "a: &a {k: 1}
+b: {\"<<\": x}
+",
+        )
+        .unwrap();
+        assert_eq!(keys_and_values(&map(&root)[1].1), [("<<", "x")]);
+    }
+
+    #[test]
+    fn merge_of_a_scalar_is_an_error_with_its_line() {
+        let err = parse(
+            "a: 1
+b:
+  <<: text
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.message.contains("merge key"), "{err}");
+        let err = parse(
+            "a: &a [1]
+b:
+  <<: [*a]
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
     }
 }

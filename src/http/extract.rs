@@ -17,14 +17,20 @@ pub struct Form {
 impl Form {
     /// Parses the query, and the body when the request is a POST/PUT/PATCH with a
     /// `application/x-www-form-urlencoded` content type (charset parameters allowed).
-    pub fn parse(method: &Method, headers: &HeaderMap, query: &str, body: &[u8]) -> Result<Form, HttpError> {
+    /// Pairs that do not decode are skipped, as Go's `url.ParseQuery` does.
+    pub fn parse(method: &Method, headers: &HeaderMap, query: &str, body: &[u8]) -> Form {
         let mut values = Vec::new();
         let body_is_form = matches!(*method, Method::POST | Method::PUT | Method::PATCH) && is_form_content(headers);
         if body_is_form {
-            parse_urlencoded(body, &mut values)?;
+            parse_urlencoded(body, &mut values);
         }
-        parse_urlencoded(query.as_bytes(), &mut values)?;
-        Ok(Form { values })
+        parse_urlencoded(query.as_bytes(), &mut values);
+        Form { values }
+    }
+
+    /// Adds values read after the query, as Go's `ParseMultipartForm` appends them.
+    pub fn extend(&mut self, values: Vec<(String, String)>) {
+        self.values.extend(values);
     }
 
     /// The first value for `key`, or "" (Go's `FormValue`).
@@ -45,23 +51,34 @@ fn is_form_content(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-/// Go's `url.ParseQuery` rejects bad `%` escapes and `;` separators; so do we.
-fn parse_urlencoded(input: &[u8], out: &mut Vec<(String, String)>) -> Result<(), HttpError> {
-    let invalid = || HttpError::BadRequest("invalid form value".into());
-    if input.contains(&b';') {
-        return Err(invalid());
+/// Go's `url.ParseQuery`: `&`-separated pairs; a pair containing `;` or a bad `%` escape
+/// is skipped (Go records an error that docker_auth never sees) and the rest are kept.
+fn parse_urlencoded(input: &[u8], out: &mut Vec<(String, String)>) {
+    for pair in input.split(|b| *b == b'&') {
+        if pair.is_empty() || pair.contains(&b';') || !valid_escapes(pair) {
+            continue;
+        }
+        out.extend(form_urlencoded::parse(pair).into_owned());
     }
+}
+
+/// Every `%` is followed by two hex digits (what Go's unescaping requires).
+fn valid_escapes(input: &[u8]) -> bool {
     let mut i = 0;
     while let Some(pos) = input[i..].iter().position(|b| *b == b'%') {
         let at = i + pos;
-        let hex = input.get(at + 1..at + 3).ok_or_else(invalid)?;
-        if !hex.iter().all(u8::is_ascii_hexdigit) {
-            return Err(invalid());
+        match input.get(at + 1..at + 3) {
+            Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i = at + 3,
+            _ => return false,
         }
-        i = at + 3;
     }
-    out.extend(form_urlencoded::parse(input).into_owned());
-    Ok(())
+    true
+}
+
+/// The request path percent-decoded, as Go's `URL.Path` (docker_auth routes on it); `None`
+/// when an escape is malformed (Go's server answers 400 before any handler runs).
+pub fn decoded_path(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    valid_escapes(raw.as_bytes()).then(|| percent_encoding::percent_decode_str(raw).decode_utf8_lossy())
 }
 
 /// Credentials from `Authorization: Basic` (scheme case-insensitive, split at the first
@@ -101,6 +118,9 @@ pub fn client_ip(real_ip: &RealIp, headers: &HeaderMap, peer: Option<SocketAddr>
     let index = if real_ip.position < 0 { (len + real_ip.position).max(0) } else { real_ip.position };
     // docker_auth panics past the end; we answer as for a missing address.
     let raw = parts.get(index as usize).map(|p| p.trim()).ok_or_else(not_provided)?;
+    if raw.is_empty() {
+        return Err(not_provided());
+    }
     parse_addr(raw).map(Some).ok_or_else(|| HttpError::BadRequest(format!("unable to parse remote addr {raw}")))
 }
 
@@ -142,20 +162,20 @@ mod tests {
     #[test]
     fn form_body_comes_before_query_and_needs_form_content_type() {
         let h = headers(&[("content-type", "application/x-www-form-urlencoded; charset=utf-8")]);
-        let f = Form::parse(&Method::POST, &h, "account=q&scope=b", b"account=body&scope=a").unwrap();
+        let f = Form::parse(&Method::POST, &h, "account=q&scope=b", b"account=body&scope=a");
         assert_eq!(f.first("account"), "body");
         assert_eq!(f.all("scope").collect::<Vec<_>>(), ["a", "b"]);
-        let f = Form::parse(&Method::GET, &h, "account=q", b"account=body").unwrap();
+        let f = Form::parse(&Method::GET, &h, "account=q", b"account=body");
         assert_eq!(f.first("account"), "q");
-        let f = Form::parse(&Method::POST, &headers(&[("content-type", "text/plain")]), "", b"account=body").unwrap();
+        let f = Form::parse(&Method::POST, &headers(&[("content-type", "text/plain")]), "", b"account=body");
         assert_eq!(f.first("account"), "");
     }
 
     #[test]
-    fn bad_escapes_are_rejected_and_plus_is_space() {
-        assert!(Form::parse(&Method::GET, &HeaderMap::new(), "scope=%zz", b"").is_err());
-        assert!(Form::parse(&Method::GET, &HeaderMap::new(), "a=1;b=2", b"").is_err());
-        let f = Form::parse(&Method::GET, &HeaderMap::new(), "scope=a+b%20c", b"").unwrap();
+    fn undecodable_pairs_are_skipped_and_plus_is_space() {
+        let f = Form::parse(&Method::GET, &HeaderMap::new(), "scope=%zz&account=a&x%=1&b=%4&c=1;d=2&&e", b"");
+        assert_eq!(f.values, [("account".to_string(), "a".to_string()), ("e".to_string(), String::new())]);
+        let f = Form::parse(&Method::GET, &HeaderMap::new(), "scope=a+b%20c", b"");
         assert_eq!(f.first("scope"), "a b c");
     }
 

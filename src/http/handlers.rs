@@ -47,7 +47,9 @@ fn header_bytes(req: &HttpRequest) -> usize {
 
 /// The response and the route's fixed name for metrics (never the raw path: unbounded).
 async fn route(req: &HttpRequest, payload: web::Payload, state: &AppState) -> (&'static str, HttpResponse) {
-    let path = req.path();
+    let Some(path) = super::extract::decoded_path(req.path()) else {
+        return ("other", text(StatusCode::BAD_REQUEST, "Bad request: invalid URL escape in path\n".to_string()));
+    };
     let routes = &state.routes;
     if path == routes.index {
         ("index", index(state))
@@ -109,7 +111,8 @@ fn index(state: &AppState) -> HttpResponse {
 }
 
 async fn token(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
-    let result = match parse_request(req, body, state) {
+    let multipart = super::multipart::text_fields(req.headers(), body).await;
+    let result = match parse_request(req, body, multipart, state) {
         Ok(auth_request) => state.service.handle(&auth_request).await.map_err(HttpError::from),
         Err(e) => Err(e),
     };
@@ -124,9 +127,15 @@ async fn token(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse
     }
 }
 
-fn parse_request(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<AuthRequest, HttpError> {
+fn parse_request(
+    req: &HttpRequest,
+    body: &[u8],
+    multipart: Vec<(String, String)>,
+    state: &AppState,
+) -> Result<AuthRequest, HttpError> {
     let ip = client_ip(&state.real_ip, req.headers(), req.peer_addr())?;
-    let form = Form::parse(req.method(), req.headers(), req.query_string(), body)?;
+    let mut form = Form::parse(req.method(), req.headers(), req.query_string(), body);
+    form.extend(multipart);
     let basic = basic_auth(req.headers());
     let (user, password) = match &basic {
         Some((user, password)) => (user.as_str(), password.as_str()),

@@ -10,6 +10,7 @@ use actix_web::{middleware, web, App};
 pub mod error;
 pub mod extract;
 pub mod handlers;
+mod multipart;
 pub mod oauth;
 
 use crate::service::AuthService;

@@ -53,7 +53,7 @@ mod tests {
     use actix_web::http::Method;
 
     fn form(query: &str) -> Form {
-        Form::parse(&Method::GET, &HeaderMap::new(), query, b"").unwrap()
+        Form::parse(&Method::GET, &HeaderMap::new(), query, b"")
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `registry-auth check-config [--strict] CONFIG`: the same `config::load` and `app::build`
 //! that `serve` runs (keys, certificates and backends constructed, nothing listening), then
-//! the extra checks of [`crate::lint`]. Exit 0 ok, 1 errors, 2 warnings under `--strict`.
+//! the extra checks of [`crate::lint`]. Exit 0 ok, 1 errors, 2 warnings under `--strict`;
+//! under `--strict` some warnings (duplicate keys) are errors.
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -9,7 +10,13 @@ use crate::store::SharedStore;
 use crate::{app, config, lint};
 
 pub fn run(path: &Path, strict: bool) -> ExitCode {
-    let (errors, warnings) = check(path);
+    let (mut errors, mut warnings) = check(path);
+    if strict {
+        let (promoted, kept): (Vec<Diagnostic>, Vec<Diagnostic>) =
+            warnings.into_iter().partition(|w| w.error_when_strict);
+        warnings = kept;
+        errors.extend(promoted);
+    }
     for error in &errors {
         println!("error: {error}");
     }

@@ -43,14 +43,16 @@ fn summary(args: &GenCertArgs, spec: &CertSpec, not_after: time::OffsetDateTime)
          Names: {names}\n\
          Valid until {until} ({days} days). Renew before then: a registry that checks the dates rejects tokens signed with an expired certificate.\n\
          \n\
-         # auth_config.yml\n\
-         token:\n  issuer: \"{issuer}\"\n  certificate: \"{cert}\"\n  key: \"{key}\"\n\
+         # auth_config.yml (x5c: registry 2.8 and 3.x both verify the certificate in the token)\n\
+         token:\n  issuer: \"{issuer}\"\n  certificate: \"{cert}\"\n  key: \"{key}\"\n  x5c: true\n\
          \n\
          # registry config.yml (copy {cert} to the registry host)\n\
          auth:\n  token:\n    realm: \"{realm}\"\n    service: \"{service}\"\n    issuer: \"{issuer}\"\n    rootcertbundle: \"{cert}\"\n\
          \n\
          # or as registry environment variables (no quotes inside the values)\n\
-         REGISTRY_AUTH=token\nREGISTRY_AUTH_TOKEN_REALM={realm}\nREGISTRY_AUTH_TOKEN_SERVICE={service}\nREGISTRY_AUTH_TOKEN_ISSUER={issuer}\nREGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE={cert}\n",
+         REGISTRY_AUTH=token\nREGISTRY_AUTH_TOKEN_REALM={realm}\nREGISTRY_AUTH_TOKEN_SERVICE={service}\nREGISTRY_AUTH_TOKEN_ISSUER={issuer}\nREGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE={cert}\n\
+         \n\
+         # Replacing a signing key later: README, \"Key rotation\" (token.verification_certificates, `registry-auth bundle`).\n",
         names = spec.names.join(", "),
         days = spec.days,
         issuer = args.issuer,

@@ -129,7 +129,7 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-fn read_certificates(cert_pem: &[u8]) -> Result<Vec<Vec<u8>>, KeyError> {
+pub(super) fn read_certificates(cert_pem: &[u8]) -> Result<Vec<Vec<u8>>, KeyError> {
     let chain = rustls_pemfile::certs(&mut &cert_pem[..])
         .map(|cert| cert.map(|der| der.to_vec()))
         .collect::<Result<Vec<_>, _>>()
@@ -141,7 +141,7 @@ fn read_certificates(cert_pem: &[u8]) -> Result<Vec<Vec<u8>>, KeyError> {
 }
 
 /// The leaf's public key (`None` if it is of a type we cannot sign with) and its expiry.
-fn parse_leaf(der: &[u8]) -> Result<(Option<PublicKeyMaterial>, i64), KeyError> {
+pub(super) fn parse_leaf(der: &[u8]) -> Result<(Option<PublicKeyMaterial>, i64), KeyError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| KeyError::BadCertificate(e.to_string()))?;
     let not_after = cert.validity().not_after.timestamp();
     Ok((certificate_key(cert.public_key()), not_after))

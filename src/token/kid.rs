@@ -134,7 +134,7 @@ pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[first..]
 }
 
-fn left_pad(bytes: &[u8], len: usize) -> Vec<u8> {
+pub(crate) fn left_pad(bytes: &[u8], len: usize) -> Vec<u8> {
     let bytes = strip_leading_zeros(bytes);
     let mut out = vec![0u8; len.saturating_sub(bytes.len())];
     out.extend_from_slice(bytes);

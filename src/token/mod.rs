@@ -1,8 +1,11 @@
 //! Token minting: the compact JWS docker_auth issues (parity.md §2), signed with the key from
 //! `keys`. Owns the header and claim layout; imports only `request::AccessEntry` from the rest
 //! of the crate. Spec: https://distribution.github.io/distribution/spec/auth/jwt/
+pub mod compat;
+pub mod jwks;
 pub mod keys;
 pub mod kid;
+pub mod published;
 mod signer;
 
 #[cfg(test)]
@@ -28,6 +31,16 @@ pub enum KidMode {
     Libtrust,
     /// RFC 7638 thumbprint of the real key: what registry 3.1+ computes.
     Thumbprint,
+}
+
+impl KidMode {
+    /// The `kid` header this mode gives a key (and the `kid` of its entry in `jwks`).
+    pub fn kid(self, public: &kid::PublicKeyMaterial) -> String {
+        match self {
+            KidMode::Libtrust => kid::libtrust_kid(public),
+            KidMode::Thumbprint => kid::thumbprint_kid(public),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -131,10 +144,7 @@ impl TokenIssuer {
 /// `{"typ":"JWT","alg":..,"kid":..[,"x5c":[..]]}` in exactly this order. serde_json's
 /// `preserve_order` feature keeps insertion order; the tests check the raw text.
 fn header_json(options: &TokenOptions, key: &SigningKey) -> String {
-    let kid = match options.kid_mode {
-        KidMode::Libtrust => key.libtrust_kid(),
-        KidMode::Thumbprint => key.thumbprint_kid(),
-    };
+    let kid = options.kid_mode.kid(key.public_key());
     let mut header = json!({ "typ": "JWT", "alg": key.algorithm(), "kid": kid });
     if options.x5c {
         // x5c is standard base64 with padding (RFC 7515 §4.1.6), not base64url.

@@ -1,16 +1,18 @@
-//! Config loading: docker_auth's examples, messages with path and line, all errors at once.
+//! Config loading: docker_auth-style example files, messages with path and line, all
+//! errors at once.
 use registry_auth::app;
 use registry_auth::config::{self, ConfigError};
 
 use crate::common::*;
 
-const COMPAT: &str = "../shared/compat/docker_auth";
+/// Our docker_auth-style example configs (same sections and keys as docker_auth's
+/// `examples/`), shipped with the tests so that they pass from a plain clone.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/docker_auth");
 
 fn compat(name: &str, keys: &Keys) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(COMPAT).join(name);
+    let path = std::path::Path::new(FIXTURES).join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.replace("/path/to/server.pem", &keys.cert.display().to_string())
-        .replace("/path/to/server.key", &keys.key.display().to_string())
+    with_keys(&text, keys)
 }
 
 fn errors(yaml: &str) -> Vec<String> {
@@ -36,13 +38,16 @@ fn ldap_example_loads_and_builds_with_paths_adapted() {
     let keys = Keys::new(KeyKind::EcP256);
     let config = config::load_str(&compat("ldap_auth.yml", &keys), "ldap_auth.yml").unwrap_or_else(|e| panic!("{e}"));
     let ldap = config.ldap.as_ref().unwrap();
-    assert_eq!(ldap.addr, "ldap.example.com:636");
+    assert_eq!(ldap.addr, "directory.example.net:636");
     assert_eq!(ldap.tls, config::ldap::LdapTls::Always);
     assert!(ldap.initial_bind_as_user);
     // The duplicate bind_dn key: the last value wins, as with yaml.v2.
-    assert_eq!(ldap.bind_dn.as_deref(), Some("cn=${account},cn=users,dc=example,dc=com"));
-    assert_eq!(ldap.filter, "(&(uid=${account})(objectClass=person))");
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(ldap.bind_dn.as_deref(), Some("uid=${account},ou=staff,dc=example,dc=net"));
+    assert_eq!(ldap.filter, "(&(uid=${account})(objectClass=inetOrgPerson))");
+    // ... and is reported, with both lines.
+    let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("duplicate key \"bind_dn\" (lines 18 and 22)"), "{warnings:?}");
     // Building makes no connection: the directory is only contacted at the first login.
     let built = app::build(&config).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(built.state.service.authn.len(), 1);
@@ -120,8 +125,8 @@ fn examples_with_unsupported_sections_fail_naming_only_those_sections() {
         assert_eq!(hits, 1, "{section} in {reference:#?}");
     }
     // mongo_auth and acl_mongo are valid as written; the ext programs do not exist here.
-    for (section, command) in [("ext_auth", "my_auth"), ("ext_authz", "my_authz")] {
-        let message = format!("bad {section} config: invalid command \"/usr/local/bin/{command}\"");
+    for (section, command) in [("ext_auth", "check-login"), ("ext_authz", "check-scope")] {
+        let message = format!("bad {section} config: invalid command \"/opt/example/bin/{command}\"");
         assert_eq!(reference.iter().filter(|e| e.starts_with(&message)).count(), 1, "{message} in {reference:#?}");
     }
     assert_eq!(reference.len(), expected.len() + 2, "only unsupported sections fail: {reference:#?}");

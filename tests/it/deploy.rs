@@ -1,5 +1,6 @@
-//! `deploy/`: the compose file's registry environment, given to the real registry, accepts
-//! registry-auth's tokens in a skopeo push and pull; the backup and restore scripts
+//! `deploy/`: the compose file's registry environment, given to the real registry 2.8.2 and
+//! 3.1.1 (the compose file's `registry:2` / `registry:3` switch), accepts the tokens of the
+//! shipped config signed with a `gen-cert` pair in a skopeo push and pull; the backup and restore scripts
 //! round-trip a real registry's data and the restored registry serves the image.
 use std::path::Path;
 use std::process::Command;
@@ -7,9 +8,8 @@ use std::process::Command;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::auth_server::AuthServer;
-use crate::common::{KeyKind, Keys};
 use crate::support::oci::{read_oci_image, write_oci_layout};
-use crate::support::registry::Registry;
+use crate::support::registry::{Registry, Version};
 use crate::support::skopeo::{docker_ref, Creds, Skopeo};
 use crate::support::temp_dir;
 
@@ -25,6 +25,8 @@ fn compose_registry_env() -> Vec<(String, String)> {
         services["registry"]["volumes"].as_vec().unwrap().iter().filter_map(Yaml::as_str).collect();
     assert!(volumes.contains(&"registry-data:/var/lib/registry"), "{volumes:?}");
     assert!(!docs[0]["volumes"]["registry-data"].is_badvalue(), "a named volume for the data");
+    let image = services["registry"]["image"].as_str().unwrap();
+    assert_eq!(image, "${REGISTRY_IMAGE:-registry:3}", "registry:3 by default, REGISTRY_IMAGE=registry:2 switches");
     let env = services["registry"]["environment"].as_vec().expect("environment is a list");
     env.iter()
         .map(|item| {
@@ -36,23 +38,38 @@ fn compose_registry_env() -> Vec<(String, String)> {
 }
 
 #[test]
-fn compose_registry_environment_accepts_our_tokens_end_to_end() {
+fn compose_registry_environment_accepts_our_tokens_end_to_end_on_registry_2_and_3() {
     let env = compose_registry_env();
     let get =
         |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{k} missing"));
     assert_eq!(get("REGISTRY_AUTH"), "token");
     assert_eq!(get("REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"), "/ssl/server.pem", "the mounted ./ssl");
+    assert_eq!(get("OTEL_TRACES_EXPORTER"), "none", "registry 3.x would export traces to localhost:4318");
     let realm = get("REGISTRY_AUTH_TOKEN_REALM");
     assert_eq!(realm, "https://localhost:5001/auth", "reachable from the client, on the published port");
 
-    // The shipped auth config, with the compose paths pointed at a generated pair.
-    let keys = Keys::new(KeyKind::EcP256);
+    // The pair made as the compose file's header says, and gen-cert's printed settings.
+    let ssl = temp_dir("compose-ssl");
+    let (cert, key) = (ssl.path().join("server.pem"), ssl.path().join("server.key"));
+    let out = Command::new(crate::auth_server::binary())
+        .args(["gen-cert", "--san", "auth", "--san", "localhost", "--san", "127.0.0.1", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && printed.contains("  x5c: true\n"), "{printed}");
+    assert!(printed.contains(&format!("REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE={}", cert.display())), "{printed}");
+
+    // The shipped auth config, with the compose paths pointed at the generated pair.
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/auth_config.yml")).unwrap();
     assert!(shipped.contains(&format!("issuer: \"{}\"", get("REGISTRY_AUTH_TOKEN_ISSUER"))), "issuer matches");
+    assert!(shipped.contains("\n  x5c: true\n"), "the shipped config serves registry 2 and 3");
     let yaml = shipped
         .replace("\":5001\"", "\"@ADDR@\"")
-        .replace("ssl/server.pem", &keys.cert.display().to_string())
-        .replace("ssl/server.key", &keys.key.display().to_string());
+        .replace("ssl/server.pem", &cert.display().to_string())
+        .replace("ssl/server.key", &key.display().to_string());
     let data = temp_dir("compose-data");
     let yaml = yaml.replace("path: \"data\"", &format!("path: \"{}\"", data.path().join("data").display()));
     assert!(yaml.contains("@ADDR@") && yaml.contains("compose-data"));
@@ -64,30 +81,32 @@ fn compose_registry_environment_accepts_our_tokens_end_to_end() {
         .into_iter()
         .map(|(k, v)| match k.as_str() {
             "REGISTRY_AUTH_TOKEN_REALM" => (k, auth.realm()),
-            "REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE" => (k, keys.cert.display().to_string()),
+            "REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE" => (k, cert.display().to_string()),
             _ => (k, v),
         })
         .collect();
-    let registry = Registry::start_with_env(env);
     let images = temp_dir("compose-images");
     let image = write_oci_layout(&images.path().join("layout"), "v1", &[("compose.txt", b"from the compose setup")]);
-    let skopeo = Skopeo::with_shared_cache();
-    let target = docker_ref(&registry.addr(), "team/app", "v1");
-    skopeo
-        .copy(&image.oci_ref(), &target, Creds::Anonymous, Creds::Basic("admin", "badmin"))
-        .unwrap_or_else(|e| panic!("push: {e}\n{}", registry.log()));
-    let pulled = images.path().join("pulled");
-    skopeo
-        .copy(&target, &format!("oci:{}:v1", pulled.display()), Creds::Basic("admin", "badmin"), Creds::Anonymous)
-        .unwrap();
-    assert_eq!(read_oci_image(&pulled, "v1").1, vec![image.layer_digest.clone()]);
-    let wrong = skopeo.copy(
-        &image.oci_ref(),
-        &docker_ref(&registry.addr(), "team/other", "v1"),
-        Creds::Anonymous,
-        Creds::Basic("admin", "wrong"),
-    );
-    assert!(wrong.is_err(), "the registry must demand a valid token");
+    for version in [Version::V2_8_2, Version::V3_1_1] {
+        let registry = Registry::start_version_with_env(version, env.clone());
+        let skopeo = Skopeo::with_shared_cache();
+        let target = docker_ref(&registry.addr(), "team/app", "v1");
+        skopeo
+            .copy(&image.oci_ref(), &target, Creds::Anonymous, Creds::Basic("admin", "badmin"))
+            .unwrap_or_else(|e| panic!("push to {}: {e}\n{}", version.tag(), registry.log()));
+        let pulled = images.path().join(format!("pulled-{}", version.tag()));
+        skopeo
+            .copy(&target, &format!("oci:{}:v1", pulled.display()), Creds::Basic("admin", "badmin"), Creds::Anonymous)
+            .unwrap();
+        assert_eq!(read_oci_image(&pulled, "v1").1, vec![image.layer_digest.clone()]);
+        let wrong = skopeo.copy(
+            &image.oci_ref(),
+            &docker_ref(&registry.addr(), "team/other", "v1"),
+            Creds::Anonymous,
+            Creds::Basic("admin", "wrong"),
+        );
+        assert!(wrong.is_err(), "the registry {} must demand a valid token", version.tag());
+    }
 }
 
 fn script(name: &str, args: &[&Path]) -> std::process::Output {

@@ -1,18 +1,50 @@
-//! End to end: the real `docker-registry` (2.8.2) trusting our tokens, driven by `skopeo`
-//! and by raw registry API calls. One scenario, run for RSA and EC keys, with `kid` and `x5c`.
+//! End to end: the real registries (2.8.2 from Debian, 3.0.0 and 3.1.1 from
+//! `support::registry3`) trusting our tokens, driven by `skopeo` and by raw registry API
+//! calls. One scenario (admin push, namespace push and refusal, anonymous pull and no push,
+//! wrong password, catalog, cross-repository mount refused), run for RSA-2048 and EC P-256
+//! keys in every token form a version accepts. One test per version × key runs its forms in
+//! turn (one key, one auth server and one registry per form). The one form that cannot work
+//! (an EC thumbprint kid on 3.0.0) is asserted to be refused, and warned about.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use serde_json::Value;
 
-use crate::auth_server::AuthServer;
+use crate::auth_server::{binary, AuthServer};
 use crate::common::{KeyKind, Keys, ADMIN_HASH, TEST_HASH};
 use crate::support::oci::{read_oci_image, write_oci_layout};
-use crate::support::registry::{Registry, RegistryAuth};
+use crate::support::registry::{Registry, TokenTrust, Version};
 use crate::support::skopeo::{docker_ref, Creds, Skopeo};
 use crate::support::temp_dir;
 
-const SERVICE: &str = "Docker registry";
-const ISSUER: &str = "Acme auth server";
+pub const SERVICE: &str = "Docker registry";
+pub const ISSUER: &str = "Acme auth server";
 
-fn config(keys: &Keys, x5c: bool) -> String {
+/// How the registry finds the key that signed a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `x5c: true`: the certificate rides in the token; rootcertbundle (every version).
+    X5c,
+    /// The default libtrust kid; rootcertbundle (2.x only).
+    LibtrustKid,
+    /// `disable_legacy_key_id: true`: the thumbprint kid; rootcertbundle (3.x).
+    ThumbprintKid,
+    /// The kid our tokens carry, listed in the JWKS `registry-auth jwks` prints; no
+    /// rootcertbundle (3.x). EC keys use the thumbprint kid, RSA the libtrust one.
+    Jwks,
+}
+
+impl Form {
+    fn token_lines(self, kind: KeyKind) -> &'static str {
+        match (self, kind) {
+            (Form::X5c, _) => "  x5c: true\n",
+            (Form::LibtrustKid, _) | (Form::Jwks, KeyKind::Rsa2048) => "",
+            (Form::ThumbprintKid, _) | (Form::Jwks, KeyKind::EcP256) => "  disable_legacy_key_id: true\n",
+        }
+    }
+}
+
+pub fn config(keys: &Keys, token_lines: &str) -> String {
     format!(
         r#"server:
   addr: "@ADDR@"
@@ -21,8 +53,7 @@ fn config(keys: &Keys, x5c: bool) -> String {
 token:
   issuer: "{ISSUER}"
   expiration: 900
-  x5c: {x5c}
-users:
+{token_lines}users:
   "admin":
     password: "{ADMIN_HASH}"
   "test":
@@ -41,29 +72,51 @@ acl:
     )
 }
 
-struct Setup {
-    _keys: Keys,
-    auth: AuthServer,
-    registry: Registry,
-    http: ureq::Agent,
-    cert: std::path::PathBuf,
+pub struct Setup {
+    pub auth: AuthServer,
+    pub registry: Registry,
+    pub http: ureq::Agent,
 }
 
-fn setup(kind: KeyKind, x5c: bool) -> Setup {
-    let keys = Keys::new(kind);
-    let auth = AuthServer::start(&config(&keys, x5c), true, &["serve"]);
-    let registry = Registry::start(RegistryAuth {
-        realm: auth.realm(),
-        service: SERVICE.to_string(),
-        issuer: ISSUER.to_string(),
-        rootcertbundle: keys.cert.clone(),
-    });
+/// The config file the auth server runs on.
+pub fn config_path(auth: &AuthServer) -> PathBuf {
+    auth.dir.path().join("auth_config.yml")
+}
+
+/// `registry-auth <subcommand> <config>` on the real binary: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], config: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(binary()).args(args).arg(config).env_remove("RUST_LOG").output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes what `registry-auth jwks` prints for the auth server's config beside it.
+pub fn write_jwks(auth: &AuthServer) -> PathBuf {
+    let (code, stdout, stderr) = run_cli(&["jwks"], &config_path(auth));
+    assert_eq!(code, Some(0), "jwks: {stderr}");
+    let path = auth.dir.path().join("jwks.json");
+    std::fs::write(&path, stdout).unwrap();
+    path
+}
+
+pub fn setup(version: Version, keys: &Keys, token_lines: &str, form: Form) -> Setup {
+    let auth = AuthServer::start(&config(keys, token_lines), true, &["serve"]);
+    let (rootcertbundle, jwks) = match form {
+        Form::Jwks => (None, Some(write_jwks(&auth))),
+        _ => (Some(keys.cert.clone()), None),
+    };
+    let trust =
+        TokenTrust { realm: auth.realm(), service: SERVICE.into(), issuer: ISSUER.into(), rootcertbundle, jwks };
+    let registry = Registry::start_version(version, trust, None);
     let http = AuthServer::client(&keys.cert);
-    Setup { cert: keys.cert.clone(), _keys: keys, auth, registry, http }
+    Setup { auth, registry, http }
 }
 
 impl Setup {
-    fn token(&self, creds: Option<(&str, &str)>, scopes: &[&str]) -> Value {
+    pub fn token(&self, creds: Option<(&str, &str)>, scopes: &[&str]) -> Value {
         let mut req = self.http.get(&self.auth.realm()).query("service", SERVICE);
         for scope in scopes {
             req = req.query("scope", scope);
@@ -77,7 +130,7 @@ impl Setup {
     }
 
     /// A registry API call with a bearer token; returns (status, body).
-    fn registry_call(&self, method: &str, path: &str, token: &str) -> (u16, String) {
+    pub fn registry_call(&self, method: &str, path: &str, token: &str) -> (u16, String) {
         let url = format!("{}{path}", self.registry.url());
         let result = ureq::request(method, &url).set("Authorization", &format!("Bearer {token}")).call();
         match result {
@@ -90,11 +143,13 @@ impl Setup {
     fn reference(&self, repo: &str) -> String {
         docker_ref(&self.registry.addr(), repo, "v1")
     }
+
+    fn context(&self) -> String {
+        format!("{}\n{}", self.auth.process.log(), self.registry.log())
+    }
 }
 
-fn scenario(kind: KeyKind, x5c: bool) {
-    let s = setup(kind, x5c);
-    let _ = &s.cert;
+fn scenario(s: &Setup) {
     let images = temp_dir("images");
     let image = write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", b"hello from registry-auth")]);
     let skopeo = Skopeo::with_shared_cache();
@@ -105,7 +160,7 @@ fn scenario(kind: KeyKind, x5c: bool) {
     for repo in ["public/base", "private/base"] {
         skopeo
             .copy(&image.oci_ref(), &s.reference(repo), Creds::Anonymous, admin)
-            .unwrap_or_else(|e| panic!("admin push {repo}: {e}"));
+            .unwrap_or_else(|e| panic!("admin push {repo}: {e}\n{}", s.context()));
     }
     // A user pushes inside its namespace (blob known in private/base: containers/image tries a
     // cross-repository mount, which must not be granted) and is refused outside it.
@@ -132,8 +187,8 @@ fn scenario(kind: KeyKind, x5c: bool) {
     let wrong = skopeo.inspect_raw(&s.reference("public/base"), Creds::Basic("test", "wrong"));
     assert!(wrong.is_err(), "wrong password must be refused");
 
-    catalog(&s);
-    blob_mount(&s, &image.layer_digest);
+    catalog(s);
+    blob_mount(s, &image.layer_digest);
 }
 
 /// `registry:catalog:*` lists the catalog for admin; a user token does not.
@@ -165,22 +220,84 @@ fn blob_mount(s: &Setup, layer: &str) {
     assert_eq!(status, 201, "admin mount: {body}");
 }
 
-#[test]
-fn rsa_key_with_kid() {
-    scenario(KeyKind::Rsa2048, false);
+/// A token the registry refuses by kid: 401 on `/v2/` (which any valid token opens), and
+/// the registry's log names the kid it could not find.
+pub fn assert_refused_by_kid(s: &Setup, token: &str) {
+    let kid = crate::common::decode_jwt(token).header["kid"].as_str().unwrap().to_owned();
+    let (status, body) = s.registry_call("GET", "/v2/", token);
+    assert_eq!(status, 401, "{body}");
+    let expected = format!("token signed by untrusted key with ID: \\\"{kid}\\\"");
+    let log = s.registry.log();
+    assert!(log.contains(&expected) || log.contains(&expected.replace('\\', "")), "no {expected:?} in\n{log}");
+}
+
+/// check-config and start-up both warn, with the fix.
+pub fn assert_warned(s: &Setup, needle: &str) {
+    let (code, stdout, _) = run_cli(&["check-config"], &config_path(&s.auth));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains(needle) && stdout.contains("token.x5c: true"), "check-config: {stdout}");
+    let stderr = s.auth.process.stderr();
+    assert!(stderr.contains(needle), "start-up log: {stderr}");
+}
+
+fn forms(version: Version) -> &'static [Form] {
+    match version {
+        Version::V2_8_2 => &[Form::X5c, Form::LibtrustKid],
+        _ => &[Form::X5c, Form::ThumbprintKid, Form::Jwks],
+    }
+}
+
+fn matrix(version: Version, kind: KeyKind) {
+    let keys = Keys::new(kind);
+    for &form in forms(version) {
+        let s = setup(version, &keys, form.token_lines(kind), form);
+        if (version, kind, form) == (Version::V3_0_0, KeyKind::EcP256, Form::ThumbprintKid) {
+            // 3.0.0 hashes the curve's generator point: no EC key verifies by thumbprint kid.
+            assert_warned(&s, "registry 3.0.0 gives every EC key of a curve the same kid");
+            let token = s.token(Some(("admin", "badmin")), &[]);
+            assert_refused_by_kid(&s, token["token"].as_str().unwrap());
+            continue;
+        }
+        scenario(&s);
+    }
 }
 
 #[test]
-fn ec_p256_key_with_kid() {
-    scenario(KeyKind::EcP256, false);
+fn registry_2_8_2_rsa() {
+    matrix(Version::V2_8_2, KeyKind::Rsa2048);
 }
 
 #[test]
-fn rsa_key_with_x5c() {
-    scenario(KeyKind::Rsa2048, true);
+fn registry_2_8_2_ec_p256() {
+    matrix(Version::V2_8_2, KeyKind::EcP256);
 }
 
 #[test]
-fn ec_p256_key_with_x5c() {
-    scenario(KeyKind::EcP256, true);
+fn registry_3_0_0_rsa() {
+    matrix(Version::V3_0_0, KeyKind::Rsa2048);
+}
+
+#[test]
+fn registry_3_0_0_ec_p256() {
+    matrix(Version::V3_0_0, KeyKind::EcP256);
+}
+
+#[test]
+fn registry_3_1_1_rsa() {
+    matrix(Version::V3_1_1, KeyKind::Rsa2048);
+}
+
+#[test]
+fn registry_3_1_1_ec_p256() {
+    matrix(Version::V3_1_1, KeyKind::EcP256);
+}
+
+/// The default kid (libtrust) is refused by 3.x, and check-config and start-up say so.
+#[test]
+fn libtrust_kid_is_refused_by_3_1_1_and_warned_about() {
+    let keys = Keys::new(KeyKind::Rsa2048);
+    let s = setup(Version::V3_1_1, &keys, "", Form::LibtrustKid);
+    assert_warned(&s, "registry 3.0 and 3.1 refuse them");
+    let token = s.token(Some(("admin", "badmin")), &[]);
+    assert_refused_by_kid(&s, token["token"].as_str().unwrap());
 }

@@ -2,11 +2,14 @@
 //! CLI on the real binary, LDAP against a real slapd, and end-to-end runs against the real
 //! registry and skopeo.
 mod auth_server;
+mod cert_expiry;
 mod cli;
 mod common;
+mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
+mod drop_in;
 mod e2e;
 mod explain;
 mod ext;
@@ -14,11 +17,14 @@ mod fuzz;
 mod http_contract;
 mod identity_tokens;
 mod ldap;
+mod log_safety;
 mod mongo;
 mod observability;
 mod ops;
+mod registry3_keys;
 mod reload;
 mod robots;
+mod rotation;
 mod store;
 mod stored_creds;
 mod support;

@@ -1,10 +1,12 @@
 //! Health, readiness and metrics endpoints scraped from the real binary, and the JSON
 //! audit log with its stable fields.
+use std::collections::BTreeMap;
 use std::process::Command;
 
 use crate::auth_server::{binary, AuthServer};
-use crate::common::{basic, with_keys, KeyKind, Keys, ADMIN_HASH};
+use crate::common::{base_yaml, basic, with_keys, KeyKind, Keys, ADMIN_HASH};
 use crate::support::http::http_get;
+use crate::support::mongo::Mongo;
 
 fn config(keys: &Keys) -> String {
     let yaml = format!(
@@ -40,7 +42,7 @@ fn health_readiness_and_metrics_under_the_path_prefix() {
     assert_eq!(metric(&text, "registry_auth_http_requests_total{route=\"healthz\",code=\"200\"}"), 1.0);
     assert_eq!(metric(&text, "registry_auth_http_requests_total{route=\"other\",code=\"404\"}"), 1.0);
     assert_eq!(metric(&text, "registry_auth_authn_duration_seconds_count{backend=\"static\",outcome=\"allow\"}"), 2.0);
-    assert_eq!(metric(&text, "registry_auth_authn_duration_seconds_count{backend=\"static\",outcome=\"deny\"}"), 1.0);
+    assert_eq!(metric(&text, "registry_auth_authn_denied_total"), 1.0);
     assert_eq!(metric(&text, "registry_auth_authz_decisions_total{outcome=\"allowed\"}"), 1.0);
     assert_eq!(metric(&text, "registry_auth_authz_decisions_total{outcome=\"denied\"}"), 1.0);
     assert_eq!(metric(&text, "registry_auth_signing_duration_seconds_count"), 2.0);
@@ -93,4 +95,73 @@ fn bad_log_flags_are_usage_errors() {
         let out = Command::new(binary()).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+}
+
+/// Every series of a scrape with its value, minus what changes by itself (the expiry gauge).
+fn series(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("registry_auth_signing_certificate_expiry_seconds"))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(name, value)| (name.to_string(), value.parse().unwrap()))
+        .collect()
+}
+
+/// What changed between two scrapes.
+fn changes(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(name, value)| (name.clone(), value - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, delta)| *delta != 0.0)
+        .collect()
+}
+
+/// Scrapes around one wrong password for `known` and one login as an unknown account,
+/// after one of each as warm-up; returns the two sets of changes.
+fn failed_login_changes(server: &AuthServer, known: &str) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+    let scrape = || series(&http_get(&server.addr, "/metrics", &[]).unwrap().body_text());
+    let login = |user: &str| {
+        let (name, value) = basic(user, "wrong");
+        http_get(&server.addr, "/auth?service=reg&scope=repository:x/y:push", &[(&name, &value)]).unwrap().status
+    };
+    assert_eq!((login(known), login("nobody")), (401, 401));
+    let start = scrape();
+    assert_eq!(login(known), 401);
+    let after_wrong_password = scrape();
+    assert_eq!(login("nobody"), 401);
+    (changes(&start, &after_wrong_password), changes(&after_wrong_password, &scrape()))
+}
+
+#[test]
+fn failed_logins_look_alike_on_metrics_with_mongo_last_in_the_chain() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let mongo = Mongo::start();
+    mongo.insert("users", vec![mongodb::bson::doc! {"username": "alice", "password": ADMIN_HASH}]);
+    let dial = format!("  dial_info:\n    addrs: [\"{}\"]\n    database: docker_auth\n    timeout: 1s\n", mongo.addr());
+    let yaml = format!(
+        "{}mongo_auth:\n{dial}  collection: users\nacl:\n  - match: {{account: \"/.+/\"}}\n    actions: [\"pull\"]\n",
+        base_yaml("@ADDR@", "", "static")
+    );
+    let server = AuthServer::start(&with_keys(&yaml, &keys), false, &["serve"]);
+    let (wrong_password, unknown_account) = failed_login_changes(&server, "alice");
+    assert_eq!(wrong_password, unknown_account);
+    assert_eq!(wrong_password.get("registry_auth_authn_denied_total"), Some(&1.0), "{wrong_password:?}");
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_account_change_metrics_alike() {
+    let keys = Keys::new(KeyKind::EcP256);
+    let yaml = config(&keys).replace("  path_prefix: /pfx\n", "");
+    let server = AuthServer::start(&yaml, false, &["serve"]);
+    let (wrong_password, unknown_account) = failed_login_changes(&server, "admin");
+    assert_eq!(wrong_password, unknown_account);
+    // What does change: the 401, the refusal count and the scrape itself.
+    assert_eq!(wrong_password.get("registry_auth_http_requests_total{route=\"token\",code=\"401\"}"), Some(&1.0));
+    assert_eq!(wrong_password.get("registry_auth_authn_denied_total"), Some(&1.0));
+    assert_eq!(wrong_password.len(), 3, "{wrong_password:?}");
+    // A login that works is still timed by the backend that accepted it.
+    let (name, value) = basic("admin", "badmin");
+    assert_eq!(http_get(&server.addr, "/auth?service=reg", &[(&name, &value)]).unwrap().status, 200);
+    let text = http_get(&server.addr, "/metrics", &[]).unwrap().body_text();
+    assert_eq!(metric(&text, "registry_auth_authn_duration_seconds_count{backend=\"static\",outcome=\"allow\"}"), 1.0);
+    assert!(!text.contains("outcome=\"deny\"") && !text.contains("no_match"), "{text}");
 }

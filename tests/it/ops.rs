@@ -40,7 +40,7 @@ fn gen_cert(dir: &Path, extra: &[&str]) -> Output {
 
 fn config_with(keys_dir: &Path, users: &str, acl: &str) -> String {
     format!(
-        "server:\n  addr: \"@ADDR@\"\ntoken:\n  issuer: \"Acme auth server\"\n  expiration: 900\n  certificate: \"{}\"\n  key: \"{}\"\nusers:\n{users}\nacl:\n{acl}",
+        "server:\n  addr: \"@ADDR@\"\ntoken:\n  issuer: \"Acme auth server\"\n  expiration: 900\n  certificate: \"{}\"\n  key: \"{}\"\n  x5c: true\nusers:\n{users}\nacl:\n{acl}",
         keys_dir.join("ssl/auth.pem").display(),
         keys_dir.join("ssl/auth.key").display()
     )
@@ -196,8 +196,8 @@ fn check_config_ok_warnings_and_strict_exit_codes() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     for expected in [
-        "warning: bcrypt cost 5 is weak (at users.\"admin\".password, line 10); fix: re-hash with `registry-auth hash-password --cost 10 admin`",
-        "warning: acl[1] can never match: acl[0] matches every request it would (at acl[1], line 14)",
+        "warning: bcrypt cost 5 is weak (at users.\"admin\".password, line 11); fix: re-hash with `registry-auth hash-password --cost 10 admin`",
+        "warning: acl[1] can never match: acl[0] matches every request it would (at acl[1], line 15)",
         "auth.pem expires in ",
         "OK, 3 warning(s)",
     ] {

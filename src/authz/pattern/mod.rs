@@ -68,7 +68,7 @@ impl Pattern {
 }
 
 /// Whether `p` is a `/regex/`, and its body.
-fn regex_body(p: &str) -> Option<&str> {
+pub fn regex_body(p: &str) -> Option<&str> {
     (p.len() > 2 && p.starts_with('/') && p.ends_with('/')).then(|| &p[1..p.len() - 1])
 }
 

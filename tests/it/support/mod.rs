@@ -17,6 +17,7 @@ pub mod ports;
 pub mod process;
 pub mod redis;
 pub mod registry;
+pub mod registry3;
 pub mod skopeo;
 pub mod slapd;
 

@@ -1,5 +1,5 @@
-//! The stock Docker registry (Debian `docker-registry`, distribution 2.8.2)
-//! on a random loopback port, configured for token auth.
+//! The stock Docker registry on a random loopback port, configured for token auth:
+//! distribution 2.8.2 (Debian `docker-registry`) or 3.0.0 / 3.1.1 (see [`Version`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,10 @@ use super::http::http_get;
 use super::ports::{free_port, Probe};
 use super::process::{require_program, ChildGuard};
 use super::temp_dir;
+
+use super::registry3;
+
+pub use registry3::Version;
 
 const PROGRAM: &str = "docker-registry";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,8 +34,30 @@ pub struct RegistryAuth {
     pub rootcertbundle: PathBuf,
 }
 
+/// `auth.token` for any version: 3.x takes a `jwks` file beside or instead of the bundle.
+#[derive(Clone, Debug)]
+pub struct TokenTrust {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub rootcertbundle: Option<PathBuf>,
+    pub jwks: Option<PathBuf>,
+}
+
+impl From<RegistryAuth> for TokenTrust {
+    fn from(auth: RegistryAuth) -> TokenTrust {
+        TokenTrust {
+            realm: auth.realm,
+            service: auth.service,
+            issuer: auth.issuer,
+            rootcertbundle: Some(auth.rootcertbundle),
+            jwks: None,
+        }
+    }
+}
+
 enum AuthSetup {
-    Token(RegistryAuth),
+    Token(TokenTrust),
     Disabled,
     /// No auth section in the file; the caller's `REGISTRY_*` env vars rule.
     Env(Vec<(String, String)>),
@@ -50,7 +76,18 @@ impl Registry {
     /// Starts a registry that demands tokens from `auth.realm`; returns once
     /// `GET /v2/` answers 401.
     pub fn start(auth: RegistryAuth) -> Registry {
-        Self::launch(AuthSetup::Token(auth))
+        Self::launch(AuthSetup::Token(auth.into()))
+    }
+
+    /// Starts registry `version` trusting `trust`, on `data_dir` (shared storage, e.g. for
+    /// a replacement instance) or a fresh one; returns once `GET /v2/` answers 401.
+    pub fn start_version(version: Version, trust: TokenTrust, data_dir: Option<&Path>) -> Registry {
+        Self::launch_version(version, AuthSetup::Token(trust), data_dir)
+    }
+
+    /// [`Registry::start_with_env`] for registry `version`.
+    pub fn start_version_with_env(version: Version, env: Vec<(String, String)>) -> Registry {
+        Self::launch_version(version, AuthSetup::Env(env), None)
     }
 
     /// Starts a registry without any auth; returns once `GET /v2/` answers 200.
@@ -106,7 +143,15 @@ impl Registry {
     }
 
     fn launch_on(setup: AuthSetup, data_dir: Option<&Path>) -> Registry {
-        let program = require_program(PROGRAM);
+        Self::launch_version(Version::V2_8_2, setup, data_dir)
+    }
+
+    fn launch_version(version: Version, setup: AuthSetup, data_dir: Option<&Path>) -> Registry {
+        let program = match version {
+            Version::V2_8_2 => require_program(PROGRAM),
+            v3 => registry3::binary(v3),
+        };
+        let name = version.program_name();
         let expected_status = match &setup {
             AuthSetup::Token(_) => 401,
             AuthSetup::Disabled => 200,
@@ -126,7 +171,7 @@ impl Registry {
             let config = config_yaml(&data, port, &setup);
             let config_path = dir.path().join("config.yml");
             fs::write(&config_path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
-            let mut process = ChildGuard::spawn(PROGRAM, command(&program, &config_path, &setup), dir.path());
+            let mut process = ChildGuard::spawn(name, command(&program, &config_path, &setup), dir.path());
             let addr = format!("127.0.0.1:{port}");
             let ready = process.wait_ready(&format!("GET /v2/ answers {expected_status}"), START_TIMEOUT, || {
                 probe_base(&addr, expected_status)
@@ -136,14 +181,14 @@ impl Registry {
                 // Its log is already in `e`; dropping first avoids printing it twice.
                 drop(process);
                 if !port_race {
-                    panic!("{PROGRAM} did not start: {e}");
+                    panic!("{name} did not start: {e}");
                 }
                 last_error = e;
                 continue;
             }
             return Registry { process, port, data, dir };
         }
-        panic!("{PROGRAM} did not start after {START_ATTEMPTS} port races: {last_error}")
+        panic!("{name} did not start after {START_ATTEMPTS} port races: {last_error}")
     }
 }
 
@@ -157,6 +202,8 @@ fn command(program: &Path, config_path: &Path, setup: &AuthSetup) -> Command {
             command.env_remove(key);
         }
     }
+    // registry 3.x would export a trace span per request to localhost:4318 (2.8 ignores it).
+    command.env("OTEL_TRACES_EXPORTER", "none");
     if let AuthSetup::Env(env) = setup {
         command.envs(env.iter().map(|(k, v)| (k, v)));
     }
@@ -213,13 +260,16 @@ health:
     realm: {realm}
     service: {service}
     issuer: {issuer}
-    rootcertbundle: {bundle}
 ",
             realm = quoted(&auth.realm),
             service = quoted(&auth.service),
             issuer = quoted(&auth.issuer),
-            bundle = quoted(&auth.rootcertbundle.to_string_lossy()),
         ));
+        for (key, path) in [("rootcertbundle", &auth.rootcertbundle), ("jwks", &auth.jwks)] {
+            if let Some(path) = path {
+                yaml.push_str(&format!("    {key}: {}\n", quoted(&path.to_string_lossy())));
+            }
+        }
     }
     yaml
 }
