@@ -48,7 +48,13 @@ pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic 
         StoreError::Locked { .. } => "another registry-auth server uses this directory: stop it, or give each server its own store.path (replicas share a Redis store instead)",
         _ => "check that the directory is writable by this user (embedded) or that Redis is reachable with these settings",
     };
-    Diagnostic { path: path.to_string(), line, message: error.to_string(), hint: Some(hint.to_string()) }
+    Diagnostic {
+        path: path.to_string(),
+        line,
+        message: error.to_string(),
+        hint: Some(hint.to_string()),
+        error_when_strict: false,
+    }
 }
 
 /// [`build`] with a store already open (the one `serve` owns, or the running one on reload).

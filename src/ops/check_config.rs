@@ -59,7 +59,15 @@ pub fn check(path: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
 fn check_store(config: &config::Config, store: &SharedStore) -> Option<Diagnostic> {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(e) => return Some(Diagnostic { path: "store".into(), line: 0, message: e.to_string(), hint: None }),
+        Err(e) => {
+            return Some(Diagnostic {
+                path: "store".into(),
+                line: 0,
+                message: e.to_string(),
+                hint: None,
+                error_when_strict: false,
+            })
+        }
     };
     match runtime.block_on(store.health()) {
         Ok(()) => {
