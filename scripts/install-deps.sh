@@ -15,6 +15,7 @@ APT_COMPONENTS=(
   "redis-server|redis-server"
   "wrk|wrk"
   "ctr|containerd"
+  "pebble-challtestsrv|pebble"
   "systemd-analyze|systemd"
   "/etc/ssl/certs/ca-certificates.crt|ca-certificates"
 )

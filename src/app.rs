@@ -5,18 +5,21 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::acme::Acme;
 use crate::authn::ext::ExtAuth;
 use crate::authn::ldap::LdapAuth;
 use crate::authn::mongo::MongoAuth;
 use crate::authn::password::PasswordVerifier;
 use crate::authn::static_users::StaticUsers;
 use crate::authn::{Authenticator, AuthnChain};
+use crate::authz::casbin::CasbinAuthz;
 use crate::authz::ext::ExtAuthz;
 use crate::authz::mongo_acl::AclMongo;
 use crate::authz::{Authorizer, AuthzChain};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::http::{AppState, RealIp, Routes};
 use crate::identity::Identity;
+use crate::identity::lockout::Lockout;
 use crate::mongo::Clients;
 use crate::service::AuthService;
 use crate::store::{SharedStore, StoreConfig, StoreError};
@@ -27,6 +30,9 @@ use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 pub struct Built {
     pub state: AppState,
     pub tls: Option<rustls::ServerConfig>,
+    /// With `server.letsencrypt`: the task that obtains and renews the certificate `tls`
+    /// serves; `serve` runs it, `check-config` and reload only build it.
+    pub acme: Option<Acme>,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -60,10 +66,7 @@ pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic 
 /// [`build`] with a store already open (the one `serve` owns, or the running one on reload).
 pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diagnostic>> {
     let mut diags = Diagnostics::default();
-    let tls = match (&config.server.certificate, &config.server.key) {
-        (Some(cert), Some(key)) => crate::tls::server_tls(&config.server, cert, key, &mut diags),
-        _ => None,
-    };
+    let (tls, acme) = listener_tls(config, &mut diags);
     let key = signing_key(config, &mut diags);
     let published = verification_certificates(config, &mut diags);
     let mut clients = Clients::default();
@@ -83,15 +86,33 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
     };
     registry_compat_warnings(config, &key, &published, &mut diags);
     let identity = store.persistent().then(|| Arc::new(Identity::new(store.clone(), config.identity_tokens.clone())));
-    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store, identity };
+    let lockout = Lockout::new(&config.lockout, store.clone());
+    let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store, identity, lockout };
     let state = AppState {
         service,
         routes: Routes::new(&config.server.path_prefix),
         issuer: config.token.issuer.clone(),
         hsts: config.server.hsts,
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
+        scope_limits: config.limits.scopes,
     };
-    Ok(Built { state, tls, warnings: diags.warnings })
+    Ok(Built { state, tls, acme, warnings: diags.warnings })
+}
+
+/// HTTPS from the certificate pair, or from the ACME CA of `server.letsencrypt`.
+fn listener_tls(config: &Config, diags: &mut Diagnostics) -> (Option<rustls::ServerConfig>, Option<Acme>) {
+    let server = &config.server;
+    if let (Some(cert), Some(key)) = (&server.certificate, &server.key) {
+        return (crate::tls::server_tls(server, cert, key, diags), None);
+    }
+    let Some(le) = &server.letsencrypt else { return (None, None) };
+    match Acme::prepare(le) {
+        Ok(acme) => (crate::tls::acme_server_tls(server, acme.resolver(), diags), Some(acme)),
+        Err((key, e)) => {
+            diags.error(format!("server.letsencrypt.{key}"), le.line, e);
+            (None, None)
+        }
+    }
 }
 
 /// The `kid` our tokens carry (`token.disable_legacy_key_id`).
@@ -189,7 +210,7 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
     let mut backends: Vec<Arc<dyn Authenticator>> = Vec::new();
     let b = &config.backends;
     // One cache for this config's password backends, dropped with it on reload.
-    let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache));
+    let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache, config.limits.bcrypt));
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
         let last_in_chain = b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none();
@@ -216,6 +237,13 @@ fn authn_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
         }
     }
     if let Some(mongo) = &b.mongo_auth {
+        if config.users.is_none() {
+            // Without static users nothing has prepared the decoy that unknown accounts pay.
+            if let Err(e) = verifier.prepare_decoy(std::iter::empty()) {
+                diags.error("mongo_auth", 0, e.to_string());
+                return None;
+            }
+        }
         match clients.get(&mongo.dial) {
             Ok(client) => backends.push(Arc::new(MongoAuth::new(&client, mongo, verifier.clone()))),
             Err(e) => {
@@ -246,6 +274,17 @@ fn authz_chain(config: &Config, clients: &mut Clients, diags: &mut Diagnostics) 
     }
     if let Some(ext) = &config.backends.ext_authz {
         backends.push(Arc::new(ExtAuthz::new(ext)));
+    }
+    if let Some(casbin) = &config.backends.casbin_authz {
+        match CasbinAuthz::load(casbin) {
+            Ok(authz) => backends.push(Arc::new(authz)),
+            Err(e) => {
+                diags
+                    .error(format!("casbin_authz.{}", e.key), casbin.line, e.message)
+                    .hint("see docker_auth's examples/casbin_authz_model.conf and casbin_authz_policy.csv for the expected shape");
+                return None;
+            }
+        }
     }
     Some(AuthzChain::new(backends))
 }

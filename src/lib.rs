@@ -2,6 +2,7 @@
 //! Layers: config → authn → authz → token → service → http, with the CLI on top.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+pub mod acme;
 pub mod app;
 pub mod authn;
 pub mod authz;

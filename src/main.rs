@@ -89,6 +89,9 @@ fn serve(path: &Path) -> ExitCode {
                 tracing::warn!(path = %embedded.path.display(), "cannot open the store's admin socket ({e}); the CLI cannot change the store while this server runs");
             }
         }
+        if let Some(acme) = built.acme {
+            actix_web::rt::spawn(acme.run());
+        }
         server::run(&config.server, built.tls, handle).await
     });
     match result {

@@ -44,6 +44,11 @@ struct Inner {
     signing: Histogram,
     reloads: BTreeMap<&'static str, u64>,
     credential_cache: BTreeMap<&'static str, u64>,
+    /// Brute-force protection, by scope (`ip`/`account`) or store operation.
+    lockout_refused: BTreeMap<&'static str, u64>,
+    lockouts: BTreeMap<&'static str, u64>,
+    lockout_store_errors: BTreeMap<&'static str, u64>,
+    bcrypt_jobs: BTreeMap<&'static str, u64>,
 }
 
 /// The metrics registry. Cheap to update: one short mutex section per observation, no allocation.
@@ -103,6 +108,28 @@ impl Metrics {
         self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
     }
 
+    /// A login refused by brute-force protection; `scope` is `ip` or `account`.
+    pub fn lockout_refused(&self, scope: &'static str) {
+        self.with(|m| *m.lockout_refused.entry(scope).or_default() += 1);
+    }
+
+    /// A count reached its limit (one per lockout).
+    pub fn lockout(&self, scope: &'static str) {
+        self.with(|m| *m.lockouts.entry(scope).or_default() += 1);
+    }
+
+    /// Brute-force counting skipped because the store did not answer (`check` or `count`).
+    pub fn lockout_store_error(&self, operation: &'static str) {
+        self.with(|m| *m.lockout_store_errors.entry(operation).or_default() += 1);
+    }
+
+    /// One job offered to the bcrypt pool: `run`, `dropped` (its client went away before
+    /// it ran), `refused_queue_full` or `refused_client_share` (503). Decoy checks count as
+    /// `run` like real ones, so the counts tell nothing about which accounts exist.
+    pub fn bcrypt_job(&self, result: &'static str) {
+        self.with(|m| *m.bcrypt_jobs.entry(result).or_default() += 1);
+    }
+
     /// The text exposition; `cert_expiry` is seconds until the signing certificate expires.
     pub fn render(&self, cert_expiry: Option<i64>) -> String {
         let mut out = String::new();
@@ -139,6 +166,10 @@ impl Metrics {
             histograms(&mut out, "registry_auth_signing_duration_seconds", "Token signing latency.", &[], &signing);
             let mut reloads = m.reloads.clone();
             let mut cache = m.credential_cache.clone();
+            let mut bcrypt = m.bcrypt_jobs.clone();
+            for result in ["run", "dropped", "refused_queue_full", "refused_client_share"] {
+                bcrypt.entry(result).or_default();
+            }
             for result in ["ok", "failed"] {
                 reloads.entry(result).or_default();
             }
@@ -154,6 +185,14 @@ impl Metrics {
                 &["result"],
                 &labelled(&cache, |result| vec![result.to_string()]),
             );
+            render_lockout(&mut out, m);
+            counter(
+                &mut out,
+                "registry_auth_bcrypt_jobs_total",
+                "Password checks offered to the bcrypt pool: run, dropped (client gone before it ran), refused_queue_full, refused_client_share.",
+                &["result"],
+                &labelled(&bcrypt, |result| vec![result.to_string()]),
+            );
         });
         if let Some(seconds) = cert_expiry {
             header(
@@ -166,6 +205,40 @@ impl Metrics {
         }
         out
     }
+}
+
+fn render_lockout(out: &mut String, m: &Inner) {
+    let (mut refused, mut locks, mut errors) =
+        (m.lockout_refused.clone(), m.lockouts.clone(), m.lockout_store_errors.clone());
+    for scope in ["ip", "account"] {
+        refused.entry(scope).or_default();
+        locks.entry(scope).or_default();
+    }
+    for operation in ["check", "count"] {
+        errors.entry(operation).or_default();
+    }
+    let by = |map: &BTreeMap<&'static str, u64>| labelled(map, |k| vec![k.to_string()]);
+    counter(
+        out,
+        "registry_auth_lockout_refused_total",
+        "Logins refused (429) by brute-force protection, by the counter that refused.",
+        &["scope"],
+        &by(&refused),
+    );
+    counter(
+        out,
+        "registry_auth_lockouts_total",
+        "Lockouts started (a count reached its limit).",
+        &["scope"],
+        &by(&locks),
+    );
+    counter(
+        out,
+        "registry_auth_lockout_store_errors_total",
+        "Brute-force checks or counts skipped because the store did not answer.",
+        &["operation"],
+        &by(&errors),
+    );
 }
 
 /// The store gauge, rendered at scrape time from a health check of the running store.

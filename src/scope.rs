@@ -14,6 +14,28 @@ pub enum ScopeError {
     /// Not 3 or 4 colon-separated parts.
     #[error("invalid scope: {0:?}")]
     Invalid(String),
+    #[error("too many scopes: at most {0} per request (limits.max_scopes)")]
+    TooMany(usize),
+    #[error("scope too long: at most {0} bytes (limits.max_scope_length)")]
+    TooLong(usize),
+}
+
+/// Caps on the `scope` values of one token request (over them: 400), so that one request
+/// cannot ask for thousands of decisions, a huge token and as many log bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeLimits {
+    pub max_scopes: usize,
+    /// Bytes of one scope (`type:name:actions`).
+    pub max_scope_length: usize,
+}
+
+/// 100 scopes is far more than any client asks for at once (docker asks for one or two);
+/// a repository name is at most 255 characters in the distribution spec, so 1 KiB leaves
+/// room for a host, a type, a class and actions.
+impl Default for ScopeLimits {
+    fn default() -> Self {
+        ScopeLimits { max_scopes: 100, max_scope_length: 1024 }
+    }
 }
 
 fn type_grammar() -> &'static Regex {
@@ -25,7 +47,11 @@ fn type_grammar() -> &'static Regex {
 
 /// Parses every `scope` value in order. An empty *first* value means "no scopes at all"
 /// (a login-only token), a docker_auth quirk that clients rely on.
-pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
+/// Stops at the first scope over `limits`, before parsing the rest.
+pub fn parse_scopes<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    limits: &ScopeLimits,
+) -> Result<Vec<Scope>, ScopeError> {
     let mut values = values.into_iter().peekable();
     if values.peek().is_some_and(|first| first.is_empty()) {
         return Ok(Vec::new());
@@ -33,6 +59,12 @@ pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec
     let mut scopes = Vec::new();
     for value in values {
         for element in value.split(' ') {
+            if scopes.len() == limits.max_scopes {
+                return Err(ScopeError::TooMany(limits.max_scopes));
+            }
+            if element.len() > limits.max_scope_length {
+                return Err(ScopeError::TooLong(limits.max_scope_length));
+            }
             scopes.push(parse_one(element)?);
         }
     }
@@ -63,7 +95,7 @@ mod tests {
     use super::*;
 
     fn one(s: &str) -> Scope {
-        let mut scopes = parse_scopes([s]).unwrap();
+        let mut scopes = parse_scopes([s], &ScopeLimits::default()).unwrap();
         assert_eq!(scopes.len(), 1);
         scopes.remove(0)
     }
@@ -94,28 +126,47 @@ mod tests {
     #[test]
     fn types_outside_the_grammar_are_malformed() {
         for bad in ["Repository:a:pull", "re-po:a:pull", "___:a:pull", "repository(Plugin):a:pull", "(x):a:pull"] {
-            assert_eq!(parse_scopes([bad]), Err(ScopeError::Malformed), "{bad}");
+            assert_eq!(parse_scopes([bad], &ScopeLimits::default()), Err(ScopeError::Malformed), "{bad}");
         }
     }
 
     #[test]
     fn wrong_part_counts_are_invalid() {
-        assert_eq!(parse_scopes(["repository:foo"]), Err(ScopeError::Invalid("repository:foo".into())));
-        assert_eq!(parse_scopes(["repository:a:b:c:pull"]), Err(ScopeError::Invalid("repository:a:b:c:pull".into())));
+        assert_eq!(
+            parse_scopes(["repository:foo"], &ScopeLimits::default()),
+            Err(ScopeError::Invalid("repository:foo".into()))
+        );
+        assert_eq!(
+            parse_scopes(["repository:a:b:c:pull"], &ScopeLimits::default()),
+            Err(ScopeError::Invalid("repository:a:b:c:pull".into()))
+        );
     }
 
     #[test]
     fn spaces_split_and_empty_elements() {
-        assert_eq!(parse_scopes(["repository:a:pull repository:b:push"]).unwrap().len(), 2);
-        assert_eq!(parse_scopes(["repository:a:pull", "repository:b:push"]).unwrap().len(), 2);
-        assert_eq!(parse_scopes(["repository:a:pull "]), Err(ScopeError::Malformed));
-        assert_eq!(parse_scopes(["repository:a:pull  repository:b:pull"]), Err(ScopeError::Malformed));
-        assert_eq!(parse_scopes(["repository:a:pull", ""]), Err(ScopeError::Malformed));
+        assert_eq!(parse_scopes(["repository:a:pull repository:b:push"], &ScopeLimits::default()).unwrap().len(), 2);
+        assert_eq!(parse_scopes(["repository:a:pull", "repository:b:push"], &ScopeLimits::default()).unwrap().len(), 2);
+        assert_eq!(parse_scopes(["repository:a:pull "], &ScopeLimits::default()), Err(ScopeError::Malformed));
+        assert_eq!(
+            parse_scopes(["repository:a:pull  repository:b:pull"], &ScopeLimits::default()),
+            Err(ScopeError::Malformed)
+        );
+        assert_eq!(parse_scopes(["repository:a:pull", ""], &ScopeLimits::default()), Err(ScopeError::Malformed));
+    }
+
+    #[test]
+    fn scope_count_and_length_are_capped() {
+        let limits = ScopeLimits { max_scopes: 2, max_scope_length: 20 };
+        assert_eq!(parse_scopes(["repository:a:pull repository:b:pull"], &limits).unwrap().len(), 2);
+        let three = ["repository:a:pull", "repository:b:pull repository:c:pull"];
+        assert_eq!(parse_scopes(three, &limits), Err(ScopeError::TooMany(2)));
+        assert_eq!(parse_scopes(["repository:abcdefgh:pull"], &limits), Err(ScopeError::TooLong(20)));
+        assert_eq!(parse_scopes(["repository:abc:pull"], &limits).unwrap().len(), 1);
     }
 
     #[test]
     fn empty_first_value_means_no_scopes_at_all() {
-        assert_eq!(parse_scopes(["", "repository:a:pull"]).unwrap(), Vec::new());
-        assert_eq!(parse_scopes(std::iter::empty()).unwrap(), Vec::new());
+        assert_eq!(parse_scopes(["", "repository:a:pull"], &ScopeLimits::default()).unwrap(), Vec::new());
+        assert_eq!(parse_scopes(std::iter::empty(), &ScopeLimits::default()).unwrap(), Vec::new());
     }
 }

@@ -1,6 +1,8 @@
 //! Listeners and lifecycle: TCP (plain or rustls) or a unix socket, client timeouts, and a
 //! graceful drain on SIGTERM/SIGINT (actix stops accepting and waits for requests in flight).
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, HttpServer};
 
@@ -23,6 +25,50 @@ pub enum ServeError {
     Run(std::io::Error),
 }
 
+/// Counts open connections to say so in the log when `server.max_connections` is reached
+/// (actix then stops accepting: new connections wait in the kernel's listen backlog).
+struct OpenConnections {
+    open: AtomicUsize,
+    limit: usize,
+    /// Unix second of the last warning, so that a flood writes one line per minute.
+    warned_at: AtomicU64,
+}
+
+const WARN_EVERY_SECS: u64 = 60;
+
+impl OpenConnections {
+    fn new(limit: usize) -> OpenConnections {
+        OpenConnections { open: AtomicUsize::new(0), limit, warned_at: AtomicU64::new(0) }
+    }
+
+    fn opened(self: &Arc<Self>) -> ConnectionGuard {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        if open >= self.limit {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let last = self.warned_at.load(Ordering::Relaxed);
+            let due = now >= last + WARN_EVERY_SECS;
+            if due && self.warned_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                tracing::warn!(
+                    open,
+                    limit = self.limit,
+                    "connection limit reached (server.max_connections = {}): new connections wait until others close",
+                    self.limit
+                );
+            }
+        }
+        ConnectionGuard(self.clone())
+    }
+}
+
+/// Lives in the connection's data; dropped when the connection closes.
+struct ConnectionGuard(Arc<OpenConnections>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Go accepts ":5001" for all interfaces; so do we.
 pub fn listen_addr(addr: &str) -> String {
     match addr.strip_prefix(':') {
@@ -38,7 +84,18 @@ pub async fn run(
     handle: web::Data<StateHandle>,
 ) -> Result<(), ServeError> {
     let factory = move || http::app(handle.clone());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let connections = Arc::new(OpenConnections::new(server.max_connections));
     let builder = HttpServer::new(factory)
+        .workers(workers)
+        // actix counts per worker; the total is what the operator configured.
+        .max_connections(server.max_connections.div_ceil(workers))
+        .on_connect(move |_, extensions| {
+            extensions.insert(connections.opened());
+        })
+        // A client that closes its side has gone: drop its request (and its queued bcrypt
+        // job) instead of finishing it for nobody. Token clients never half-close.
+        .h1_allow_half_closed(false)
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(KEEP_ALIVE)

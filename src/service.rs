@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
 use crate::identity::Identity;
+use crate::identity::lockout::{Attempt, Lockout};
 use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
@@ -67,6 +68,9 @@ pub enum AuthError {
     /// checked. Retry after the given time.
     #[error("too many failed logins; retry in {}s", .retry_after.as_secs())]
     TooManyAttempts { retry_after: std::time::Duration },
+    /// The bcrypt queue is full (overall or for this client): 503, retry later.
+    #[error("too many password checks waiting")]
+    Overloaded,
 }
 
 /// The authn chain, authz chain, token issuer and store of one loaded config.
@@ -79,6 +83,8 @@ pub struct AuthService {
     /// Identity tokens and robots on `store`; `None` on the memory engine (no `store:`
     /// section): their records would vanish at restart and the CLI could not reach them.
     pub identity: Option<Arc<Identity>>,
+    /// Brute-force protection, checked before any password (`identity::lockout`).
+    pub lockout: Lockout,
 }
 
 impl AuthService {
@@ -110,8 +116,23 @@ impl AuthService {
         Ok(Grant { token, access, refresh_token })
     }
 
-    /// Who is asking: a refresh token's account, a robot, or a password login.
+    /// Who is asking, behind brute-force protection: a locked address or account is
+    /// refused before any password or robot secret is checked, and every 401 counts as a
+    /// failure.
     async fn identify(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
+        let attempt = Attempt { account: &req.account, ip: req.ip, service: &req.service };
+        if let Err(retry_after) = self.lockout.check(&attempt).await {
+            return Err(AuthError::TooManyAttempts { retry_after });
+        }
+        let result = self.identify_unguarded(req).await;
+        if matches!(result, Err(AuthError::Unauthorized)) {
+            self.lockout.record_failure(&attempt).await;
+        }
+        result
+    }
+
+    /// A refresh token's account, a robot, or a password login.
+    async fn identify_unguarded(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
         if let Some(identity) = &self.identity {
             if let Some(token) = &req.refresh_token {
                 return self.redeem(identity, req, token).await;
@@ -126,7 +147,14 @@ impl AuthService {
 
     async fn authenticate(&self, req: &AuthRequest) -> Result<(Labels, &'static str), AuthError> {
         let started = Instant::now();
-        let decision = self.authn.authenticate(&req.account, &req.password).await.inspect_err(|e| {
+        let login = self.authn.authenticate(&req.account, &req.password);
+        let (decision, refused) = authn::password::for_client(req.ip, login).await;
+        if refused {
+            // Not an authentication outcome: nothing about the account was learnt.
+            tracing::warn!(ip = %ip_text(req.ip), "login refused: the bcrypt queue is full (limits.bcrypt_queue*)");
+            return Err(AuthError::Overloaded);
+        }
+        let decision = decision.inspect_err(|e| {
             metrics::global().authn(e.backend, "error", started.elapsed());
             tracing::error!(account = %req.account, ip = %ip_text(req.ip), error = %e, "authentication backend error");
         })?;

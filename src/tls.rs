@@ -17,21 +17,9 @@ pub fn server_tls(
     key: &Path,
     diags: &mut Diagnostics,
 ) -> Option<rustls::ServerConfig> {
-    let mut provider = ring::default_provider();
-    if !server.tls_curve_preferences.is_empty() {
-        provider.kx_groups = curves(server, diags)?;
-    }
-    if !server.tls_cipher_suites.is_empty() {
-        provider.cipher_suites = cipher_suites(server, diags)?;
-    }
-    let versions = versions(server, diags);
+    let builder = builder(server, diags);
     let (certs, private_key) = read_pair(cert, key, diags)?;
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::new(provider));
-    let built = builder
-        .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, private_key).map_err(|e| e.to_string()));
-    match built {
+    match builder?.with_single_cert(certs, private_key) {
         Ok(mut config) => {
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
             Some(config)
@@ -40,6 +28,38 @@ pub fn server_tls(
             diags
                 .error("server.certificate", 0, format!("cannot use the TLS certificate and key: {e}"))
                 .hint("server.certificate and server.key must be a matching PEM pair");
+            None
+        }
+    }
+}
+
+/// The same listener settings with certificates from `server.letsencrypt` (swapped at run
+/// time), answering TLS-ALPN-01 challenges on `acme-tls/1`.
+pub fn acme_server_tls(
+    server: &ServerConfig,
+    resolver: Arc<crate::acme::AcmeResolver>,
+    diags: &mut Diagnostics,
+) -> Option<rustls::ServerConfig> {
+    let mut config = builder(server, diags)?.with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), crate::acme::ACME_TLS_ALPN.to_vec()];
+    Some(config)
+}
+
+type Builder = rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>;
+
+fn builder(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Builder> {
+    let mut provider = ring::default_provider();
+    if !server.tls_curve_preferences.is_empty() {
+        provider.kx_groups = curves(server, diags)?;
+    }
+    if !server.tls_cipher_suites.is_empty() {
+        provider.cipher_suites = cipher_suites(server, diags)?;
+    }
+    let versions = versions(server, diags);
+    match rustls::ServerConfig::builder_with_provider(Arc::new(provider)).with_protocol_versions(versions) {
+        Ok(builder) => Some(builder.with_no_client_auth()),
+        Err(e) => {
+            diags.error("server.tls_cipher_suites", 0, format!("cannot set up TLS: {e}"));
             None
         }
     }

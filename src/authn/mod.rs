@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::request::Labels;
 use crate::secret::Secret;
 
+pub mod bcrypt_pool;
 pub mod credential_cache;
 pub mod ext;
 pub mod ldap;

@@ -1,6 +1,7 @@
 //! `mongo_auth`: users in a MongoDB collection (parity.md §5.4). Documents are
 //! `{username, password: <bcrypt>, labels: {k: [v]}}`; not found is "no match", a missing
-//! password accepts any password (as docker_auth), a bcrypt mismatch denies. An outage is
+//! password accepts any password (as docker_auth), a bcrypt mismatch denies; an unknown
+//! account and a hash that is not bcrypt cost a decoy bcrypt check. An outage is
 //! an error (fixed 500) and the driver reconnects by itself.
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +84,12 @@ impl Authenticator for MongoAuth {
     }
 
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
-        let Some(user) = self.find(account).await? else { return Ok(AuthnOutcome::NoMatch) };
+        let Some(user) = self.find(account).await? else {
+            // mongo_auth is the last backend: an unknown account ends the chain here, and
+            // costs a decoy check like a wrong password would.
+            self.verifier.decoy(password).await?;
+            return Ok(AuthnOutcome::NoMatch);
+        };
         let labels = user.labels.unwrap_or_default();
         let Some(hash) = user.password else { return Ok(AuthnOutcome::Allow(labels)) };
         let hash = Arc::from(normalise_prefix(&hash));

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::password::{bcrypt_verify, PasswordVerifier};
+use super::password::PasswordVerifier;
 use super::{Authenticator, AuthnError, AuthnOutcome, LookupOutcome};
 use crate::config::UserEntry;
 use crate::request::Labels;
@@ -19,15 +19,16 @@ struct StoredUser {
 /// The `users:` map.
 pub struct StaticUsers {
     users: HashMap<String, StoredUser>,
-    /// Verified for unknown accounts when this is the last backend, so that an unknown
-    /// account costs the same as a wrong password (no account enumeration by timing).
-    decoy_hash: Option<Arc<str>>,
+    /// Whether an unknown account ends the chain here: then it pays for a decoy check at
+    /// the highest configured cost, so that it costs what a wrong password costs (no
+    /// account enumeration by timing).
+    last_in_chain: bool,
     verifier: Arc<PasswordVerifier>,
 }
 
 impl StaticUsers {
     /// `last_in_chain`: whether an unknown account ends the chain here (then it pays for a
-    /// decoy verification at the users' most common cost).
+    /// decoy verification at the users' highest cost).
     pub fn new<'a>(
         entries: impl IntoIterator<Item = (&'a String, &'a UserEntry)>,
         last_in_chain: bool,
@@ -40,8 +41,8 @@ impl StaticUsers {
                 (name.clone(), StoredUser { hash, labels: entry.labels.clone() })
             })
             .collect();
-        let decoy_hash = if last_in_chain { Some(decoy_hash(&users)?) } else { None };
-        Ok(StaticUsers { users, decoy_hash, verifier })
+        verifier.prepare_decoy(users.values().filter_map(|u| u.hash.as_deref()))?;
+        Ok(StaticUsers { users, last_in_chain, verifier })
     }
 
     pub fn len(&self) -> usize {
@@ -74,16 +75,6 @@ pub fn parse_bcrypt_cost(hash: &str) -> Option<u32> {
     (valid_version && (4..=31).contains(&cost) && rest.len() == 53 && parts.next().is_none()).then_some(cost)
 }
 
-fn decoy_hash(users: &HashMap<String, StoredUser>) -> Result<Arc<str>, AuthnError> {
-    let mut counts: HashMap<u32, usize> = HashMap::new();
-    for cost in users.values().filter_map(|u| u.hash.as_deref().and_then(parse_bcrypt_cost)) {
-        *counts.entry(cost).or_default() += 1;
-    }
-    let cost = counts.into_iter().max_by_key(|(cost, n)| (*n, *cost)).map_or(bcrypt::DEFAULT_COST, |(c, _)| c);
-    let random: [u8; 16] = rand::random();
-    bcrypt::hash(random, cost).map(Arc::from).map_err(|e| AuthnError(format!("cannot prepare decoy hash: {e}")))
-}
-
 #[async_trait]
 impl Authenticator for StaticUsers {
     fn name(&self) -> &'static str {
@@ -92,8 +83,8 @@ impl Authenticator for StaticUsers {
 
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
         let Some(user) = self.users.get(account) else {
-            if let Some(decoy) = &self.decoy_hash {
-                bcrypt_verify(password, decoy.clone()).await?;
+            if self.last_in_chain {
+                self.verifier.decoy(password).await?;
             }
             return Ok(AuthnOutcome::NoMatch);
         };
@@ -120,6 +111,7 @@ impl Authenticator for StaticUsers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authn::bcrypt_pool::PoolLimits;
 
     const BADMIN: &str = "$2y$05$LO.vzwpWC5LZGqThvEfznu8qhb5SGqvBSWY1J3yZ4AxtMRZ3kN5jC";
 
@@ -130,7 +122,7 @@ mod tests {
                 (n.to_string(), UserEntry { password: h.map(str::to_string), labels: Labels::new(), password_line: 0 })
             })
             .collect();
-        let verifier = Arc::new(PasswordVerifier::new(&Default::default()));
+        let verifier = Arc::new(PasswordVerifier::new(&Default::default(), PoolLimits::defaults()));
         StaticUsers::new(entries.iter().map(|(n, e)| (n, e)), true, verifier).unwrap()
     }
 

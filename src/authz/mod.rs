@@ -8,6 +8,7 @@ use crate::request::AuthzRequest;
 
 pub mod acl;
 mod acl_index;
+pub mod casbin;
 pub mod ext;
 pub mod mongo_acl;
 pub mod pattern;

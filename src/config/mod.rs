@@ -9,10 +9,14 @@ use crate::authz::acl::Acl;
 
 pub mod acl;
 pub mod cache;
+pub mod casbin;
 pub mod diag;
 pub mod ext;
 pub mod identity;
 pub mod ldap;
+pub mod letsencrypt;
+pub mod limits;
+pub mod lockout;
 pub mod mongo;
 pub mod reader;
 pub mod server;
@@ -26,6 +30,8 @@ pub use cache::CredentialCacheConfig;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use ext::ExtConfig;
 pub use ldap::LdapConfig;
+pub use limits::{LimitsConfig, ScopeLimits};
+pub use lockout::LockoutConfig;
 pub use mongo::{AclMongoConfig, DialInfo, MongoAuthConfig};
 pub use server::{Net, ServerConfig, TlsVersion};
 pub use store::StoreConfig;
@@ -53,6 +59,10 @@ pub struct Config {
     pub identity_tokens: crate::identity::IdentityTokenConfig,
     /// Our addition: where our own records live (`Memory` without a `store:` section).
     pub store: StoreConfig,
+    /// Our addition: brute-force protection (on by default).
+    pub lockout: LockoutConfig,
+    /// Our addition: caps on what one request and one client may ask for.
+    pub limits: LimitsConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -64,6 +74,7 @@ pub struct Backends {
     pub ext_authz: Option<ExtConfig>,
     pub mongo_auth: Option<MongoAuthConfig>,
     pub acl_mongo: Option<AclMongoConfig>,
+    pub casbin_authz: Option<casbin::CasbinConfig>,
 }
 
 /// Authentication sections in docker_auth's chain order.
@@ -81,17 +92,9 @@ const AUTHN_SECTIONS: &[&str] = &[
 ];
 /// Authorization sections in chain order; `casbin_authz` does not count (docker_auth quirk).
 const AUTHZ_SECTIONS: &[&str] = &["acl", "acl_mongo", "acl_xorm", "ext_authz", "plugin_authz"];
-const NOT_YET: &[&str] = &[
-    "google_auth",
-    "github_auth",
-    "oidc_auth",
-    "gitlab_auth",
-    "xorm_auth",
-    "plugin_authn",
-    "acl_xorm",
-    "plugin_authz",
-    "casbin_authz",
-];
+const NOT_YET: &[&str] = &["google_auth", "github_auth", "oidc_auth", "gitlab_auth", "xorm_auth", "acl_xorm"];
+/// Go plugins (`.so`) can only be loaded by a Go program.
+const GO_PLUGINS: &[(&str, &str)] = &[("plugin_authn", "ext_auth"), ("plugin_authz", "ext_authz")];
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -136,26 +139,37 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let ext_auth = ext::read(&mut top, "ext_auth", &mut diags);
     let mongo_auth = mongo::read_auth(&mut top, &mut diags);
     reject_not_yet_supported(&mut top, &mut diags);
+    reject_go_plugins(&mut top, &mut diags);
     let ldap = ldap::read(&mut top, &mut diags);
     let acl = acl::read(&mut top, &mut diags);
+    let casbin_line = top.node("casbin_authz").map(|n| n.line);
     check_sections_present(&top, AUTHZ_SECTIONS, &mut diags, |d| {
-        d.error(
+        let e = d.error(
             "",
             0,
             "ACL is empty, this is probably a mistake. Use an empty list if you really want to deny all actions",
-        )
-        .hint("add an acl: list (acl: [] denies everything)");
+        );
+        match casbin_line {
+            // parity.md §3.3: docker_auth does not count casbin_authz here.
+            Some(line) => {
+                e.hint(format!("casbin_authz (line {line}) does not count, as in docker_auth: add acl: [] beside it"))
+            }
+            None => e.hint("add an acl: list (acl: [] denies everything)"),
+        }
     });
     let compiled_acl = acl.as_ref().and_then(|acl| compile(acl, &mut diags));
     let acl_mongo = mongo::read_acl(&mut top, &mut diags);
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
+    let casbin_authz = casbin::read(&mut top, &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
     let identity_tokens = identity::read(&mut top, &mut diags);
     let store = store::read(&mut top, &mut diags);
+    let lockout = lockout::read(&mut top, &mut diags);
+    let limits = limits::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
-            let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo };
+            let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo, casbin_authz };
             let warnings = diags.warnings;
             Ok(Config {
                 server,
@@ -167,7 +181,9 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
                 backends,
                 credential_cache,
                 identity_tokens,
+                limits,
                 store,
+                lockout,
                 warnings,
             })
         }
@@ -194,7 +210,7 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache", "identity_tokens", "store"];
+    let mut known = vec!["server", "token", "credential_cache", "identity_tokens", "casbin_authz", "limits", "store", "lockout"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();
@@ -217,8 +233,18 @@ fn reject_not_yet_supported(top: &mut Section<'_>, diags: &mut Diagnostics) {
     for section in NOT_YET {
         if let Some(node) = top.node(section) {
             diags.error(*section, node.line, format!("{section} is not supported yet by registry-auth")).hint(format!(
-                "remove the {section} section or keep docker_auth for it; supported now: users, ext_auth, ldap_auth, mongo_auth, acl, acl_mongo, ext_authz"
+                "remove the {section} section or keep docker_auth for it; supported now: users, ext_auth, ldap_auth, mongo_auth, acl, acl_mongo, ext_authz, casbin_authz"
             ));
+        }
+    }
+}
+
+fn reject_go_plugins(top: &mut Section<'_>, diags: &mut Diagnostics) {
+    for (section, instead) in GO_PLUGINS {
+        if let Some(node) = top.node(section) {
+            diags
+                .error(*section, node.line, format!("{section} loads a Go plugin (.so), which only a Go program can load; registry-auth cannot run it"))
+                .hint(format!("wrap the plugin in a small program and configure it as {instead} (README, \"Go plugins\", has an example)"));
         }
     }
 }

@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use super::diag::Diagnostics;
+use super::letsencrypt::LetsEncryptConfig;
 use super::reader::{parse_go_int, Section};
 use super::yaml::Node;
 
@@ -37,7 +38,28 @@ pub struct ServerConfig {
     pub tls_cipher_suites: Vec<String>,
     /// Line of each TLS list, so that build-time errors can still point into the file.
     pub tls_lines: TlsLines,
+    /// The listener's certificate from an ACME CA; only without `certificate`/`key`.
+    pub letsencrypt: Option<LetsEncryptConfig>,
+    /// Ours: open client connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
 }
+
+/// 512 connections per core, within the open-files limit (less a reserve for the log,
+/// config, LDAP and MongoDB). An idle connection costs a few KiB, one whose request is
+/// being read up to ~40 KiB of buffers (the bodies themselves are bounded separately, in
+/// `http::body`): 1,024 of them stay well under 100 MB.
+pub fn default_max_connections() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let by_cores = 512 * cores;
+    match rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
+        Some(files) => by_cores.min((files as usize).saturating_sub(FD_RESERVE).max(MIN_CONNECTIONS)),
+        None => by_cores,
+    }
+}
+
+const FD_RESERVE: usize = 64;
+const MIN_CONNECTIONS: usize = 16;
+const MAX_CONNECTIONS: i64 = 1_000_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsLines {
@@ -58,6 +80,7 @@ const KNOWN: &[&str] = &[
     "tls_curve_preferences",
     "tls_cipher_suites",
     "letsencrypt",
+    "max_connections",
 ];
 
 /// Reads `server:`, reporting docker_auth's checks 1–4 (§3.3) in their order.
@@ -103,28 +126,60 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<ServerCon
             .error("server.tls_cipher_suites", tls_lines.cipher_suites, "TLS 1.3 ciphersuites are not configurable")
             .hint("remove tls_cipher_suites, or lower tls_min_version to TLS12");
     }
-    if let Some(le) = s.node("letsencrypt") {
-        diags
-            .error("server.letsencrypt", le.line, "server.letsencrypt is not supported by registry-auth")
-            .hint("use server.certificate and server.key (registry-auth can generate a self-signed pair), or terminate TLS at a proxy");
-    }
+    let certificate = s.string("certificate", diags).filter(|p| !p.is_empty()).map(PathBuf::from);
+    let key = s.string("key", diags).filter(|p| !p.is_empty()).map(PathBuf::from);
+    let letsencrypt = match (s.node("letsencrypt"), &certificate, &key) {
+        (Some(le), Some(_), Some(_)) => {
+            // docker_auth uses Let's Encrypt only without a certificate pair.
+            diags
+                .warn(
+                    "server.letsencrypt",
+                    le.line,
+                    "server.letsencrypt is ignored: server.certificate and server.key are set",
+                )
+                .hint("remove certificate and key to get the certificate from the ACME server, or remove letsencrypt");
+            None
+        }
+        _ => super::letsencrypt::read(&mut s, diags),
+    };
+    let max_connections = read_max_connections(&mut s, diags);
     let config = ServerConfig {
         addr,
         net,
         path_prefix,
         real_ip_header: s.string("real_ip_header", diags).filter(|h| !h.is_empty()),
         real_ip_pos: s.int("real_ip_pos", diags).unwrap_or(0),
-        certificate: s.string("certificate", diags).filter(|p| !p.is_empty()).map(PathBuf::from),
-        key: s.string("key", diags).filter(|p| !p.is_empty()).map(PathBuf::from),
+        certificate,
+        key,
         hsts: s.bool("hsts", diags).unwrap_or(false),
         tls_min_version,
         tls_curve_preferences,
         tls_cipher_suites,
         tls_lines,
+        letsencrypt,
+        max_connections,
     };
     check_tls_pair(&mut s, &config, diags);
     s.warn_unknown(KNOWN, diags);
     Some(config)
+}
+
+fn read_max_connections(s: &mut Section<'_>, diags: &mut Diagnostics) -> usize {
+    let line = s.node("max_connections").map_or(s.line, |n| n.line);
+    match s.int("max_connections", diags) {
+        None => default_max_connections(),
+        Some(n) if (MIN_CONNECTIONS as i64..=MAX_CONNECTIONS).contains(&n) => n as usize,
+        Some(n) => {
+            diags
+                .error(
+                    "server.max_connections",
+                    line,
+                    format!("server.max_connections must be {MIN_CONNECTIONS} to {MAX_CONNECTIONS}, got {n}"),
+                )
+                .hint(format!("leave it out for the default ({} on this machine)", default_max_connections()));
+            default_max_connections()
+        }
+    }
 }
 
 /// One of `certificate`/`key` without the other means TLS was meant: docker_auth refuses

@@ -50,6 +50,12 @@ impl HttpError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("Authorization failed (authz #{} returned error)\n", e.index + 1),
             ),
+            HttpError::Auth(AuthError::Overloaded) => {
+                let mut response =
+                    text(StatusCode::SERVICE_UNAVAILABLE, "Too many logins waiting, retry shortly\n".to_string());
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                response
+            }
             HttpError::Auth(AuthError::Signing(_)) => {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "Failed to generate token\n".to_string())
             }
@@ -58,7 +64,8 @@ impl HttpError {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "Authentication failed (store unavailable)\n".to_string())
             }
             HttpError::Auth(AuthError::TooManyAttempts { retry_after }) => {
-                let seconds = retry_after.as_secs().max(1);
+                // Rounded up: a client retrying at Retry-After must not find the lock still on.
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1) as u64;
                 let mut response =
                     text(StatusCode::TOO_MANY_REQUESTS, format!("Too many failed logins, retry in {seconds}s\n"));
                 response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));

@@ -1,12 +1,10 @@
 //! Thin handlers: extract → service → response. Routes are matched exactly on the path,
 //! as docker_auth does (`/auth/` and the bare prefix are 404s); any method is accepted.
 //! Token protocol: https://distribution.github.io/distribution/spec/auth/token/
-use std::time::Duration;
-
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt as _;
 
+use super::body;
 use super::error::{text, HttpError};
 use super::extract::{basic_auth, client_ip, Form};
 use super::oauth;
@@ -16,13 +14,9 @@ use crate::scope::parse_scopes;
 use crate::secret::Secret;
 use crate::service::{AuthRequest, Grant};
 
-/// Largest accepted request body: a token form is a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest accepted request head (actix itself stops at 128 KiB and 96 headers); a token
 /// request's headers are well under 1 KiB.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// A client that has not sent its body within this time is dropped (slow-client guard).
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn dispatch(req: HttpRequest, payload: web::Payload, handle: web::Data<StateHandle>) -> HttpResponse {
     let state = handle.current();
@@ -54,7 +48,7 @@ async fn route(req: &HttpRequest, payload: web::Payload, state: &AppState) -> (&
     if path == routes.index {
         ("index", index(state))
     } else if path == routes.auth || path == routes.auth_token {
-        let response = match read_body(payload).await {
+        let response = match body::read(req, payload).await {
             Ok(body) => token(req, &body, state).await,
             Err(e) => e.response(),
         };
@@ -154,7 +148,8 @@ fn parse_request(
     };
     let has_password = basic.is_some() || !form.first("password").is_empty();
     let oauth = oauth::read(&form, has_password, state.service.identity.is_some())?;
-    let scopes = parse_scopes(form.all("scope")).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let scopes =
+        parse_scopes(form.all("scope"), &state.scope_limits).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     Ok(AuthRequest {
         account: account.to_string(),
         password: Secret::new(password),
@@ -189,39 +184,6 @@ fn token_response(grant: &Grant) -> HttpResponse {
         grant.token.expires_in
     );
     HttpResponse::Ok().content_type("application/json").body(body)
-}
-
-/// Why a body could not be read; each maps to a 4xx.
-enum BodyError {
-    Unreadable,
-    TooLarge,
-    Timeout,
-}
-
-impl BodyError {
-    fn response(&self) -> HttpResponse {
-        match self {
-            BodyError::Unreadable => text(StatusCode::BAD_REQUEST, "Bad request: unreadable body\n".to_string()),
-            BodyError::TooLarge => text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large\n".to_string()),
-            BodyError::Timeout => text(StatusCode::REQUEST_TIMEOUT, "Request body not received in time\n".to_string()),
-        }
-    }
-}
-
-/// Reads the body up to [`MAX_BODY_BYTES`] within [`BODY_TIMEOUT`].
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, BodyError> {
-    let read = async {
-        let mut body = Vec::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(BodyError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    };
-    tokio::time::timeout(BODY_TIMEOUT, read).await.unwrap_or(Err(BodyError::Timeout))
 }
 
 fn html_escape(s: &str) -> String {

@@ -7,6 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{middleware, web, App};
 
+pub mod body;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub issuer: String,
     pub hsts: bool,
     pub real_ip: RealIp,
+    /// `limits.max_scopes` and `limits.max_scope_length`.
+    pub scope_limits: crate::scope::ScopeLimits,
 }
 
 /// The current state; a reload swaps it while requests in flight keep the one they took.

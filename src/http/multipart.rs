@@ -4,7 +4,7 @@
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::Bytes;
 
-use super::handlers::MAX_BODY_BYTES;
+use super::body::MAX_BODY_BYTES;
 
 /// The `name=value` pairs of the non-file parts, in body order. Empty when the request is
 /// not multipart or the body is malformed: Go then drops the whole multipart form, and

@@ -6,6 +6,7 @@ use crate::store::SharedStore;
 
 pub mod identity_token;
 pub mod issued_secret;
+pub mod lockout;
 pub mod records;
 pub mod robot;
 

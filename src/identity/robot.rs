@@ -140,7 +140,7 @@ fn parse_scope(text: &str) -> Result<RobotScope, RobotError> {
     if text.contains(' ') || text.is_empty() {
         return Err(bad("one scope per --scope, without spaces"));
     }
-    let parsed = parse_scopes([text]).map_err(|e| bad(&e.to_string()))?;
+    let parsed = parse_scopes([text], &crate::scope::ScopeLimits::default()).map_err(|e| bad(&e.to_string()))?;
     let [scope] = parsed.as_slice() else { return Err(bad("one scope per --scope")) };
     if scope.actions.iter().any(String::is_empty) || scope.name.is_empty() {
         return Err(bad("name and actions must not be empty"));

@@ -30,7 +30,7 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         return super::explain_token::run(token, service, &config);
     }
     let Some(account) = &args.account else { return fail("--account is needed (or --token)") };
-    let scopes = match crate::scope::parse_scopes(args.scopes.iter().map(String::as_str)) {
+    let scopes = match crate::scope::parse_scopes(args.scopes.iter().map(String::as_str), &config.limits.scopes) {
         Ok(scopes) => scopes,
         Err(e) => return fail(&format!("{e}; scopes look like repository:team/app:pull,push")),
     };

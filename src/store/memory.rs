@@ -96,16 +96,11 @@ fn full(store: &str) -> StoreError {
 }
 
 /// The memory engine.
+#[derive(Default)]
 pub struct MemoryStore {
     records: Mutex<ExpiringMap<Vec<u8>>>,
     indexes: Mutex<HashMap<String, BTreeMap<String, u64>>>,
     counters: Counters,
-}
-
-impl Default for MemoryStore {
-    fn default() -> Self {
-        MemoryStore { records: Mutex::default(), indexes: Mutex::default(), counters: Counters::default() }
-    }
 }
 
 const NAME: &str = "memory";

@@ -182,3 +182,58 @@ fn systemd_unit_verifies_and_is_sandboxed() {
     assert!(security.status.success(), "exposure above 2.0:\n{report}{}", String::from_utf8_lossy(&security.stderr));
     assert!(report.contains("Overall exposure level for registry-auth.service: 1."), "{report}");
 }
+
+/// `docker-compose.replicas.yml`: two replicas with one config on one Redis behind one
+/// address. The config it mounts, given to two real replicas on a real redis-server with
+/// a password, serves tokens at both, and both see the same failed-login counts.
+#[test]
+fn compose_replicas_share_one_redis() {
+    let text = std::fs::read_to_string(format!("{DEPLOY}/docker-compose.replicas.yml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    let services = &docs[0]["services"];
+    assert_eq!(services["auth-1"]["volumes"], services["auth-2"]["volumes"], "one config for both replicas");
+    let volumes: Vec<&str> = services["auth-1"]["volumes"].as_vec().unwrap().iter().filter_map(Yaml::as_str).collect();
+    assert!(volumes.contains(&"./replicas:/config:ro"), "{volumes:?}");
+    let redis_command = format!("{:?}", services["redis"]["command"]);
+    assert!(redis_command.contains("--appendfsync always") && redis_command.contains("--requirepass"));
+    assert!(!services["auth"]["ports"].is_badvalue() && services["auth-1"]["ports"].is_badvalue());
+
+    let redis = crate::support::redis::RedisServer::start_with(crate::support::redis::RedisOptions {
+        password: Some("compose-pw".into()),
+        ..Default::default()
+    });
+    let secrets = temp_dir("compose-replicas");
+    let password_file = secrets.path().join("redis-password");
+    std::fs::write(&password_file, "compose-pw\n").unwrap();
+    let keys = crate::common::Keys::new(crate::common::KeyKind::EcP256);
+    let shipped = std::fs::read_to_string(format!("{DEPLOY}/replicas/auth_config.yml")).unwrap();
+    assert!(shipped.contains("addr: \"redis:6379\"") && shipped.contains("/config/redis-password"));
+    let yaml = shipped
+        .replace("\":5001\"", "\"@ADDR@\"")
+        .replace("redis:6379", &redis.addr())
+        .replace("/config/redis-password", &password_file.display().to_string())
+        .replace("ssl/server.pem", &keys.cert.display().to_string())
+        .replace("ssl/server.key", &keys.key.display().to_string());
+    let replicas = [AuthServer::start(&yaml, true, &["serve"]), AuthServer::start(&yaml, true, &["serve"])];
+    let client = AuthServer::client(&keys.cert);
+    for replica in &replicas {
+        let ready = client.get(&format!("https://{}/readyz", replica.addr)).call().unwrap();
+        assert_eq!(ready.status(), 200);
+    }
+    let login = |replica: &AuthServer, password: &str| {
+        let (name, value) = crate::common::basic("admin", password);
+        match client.get(&replica.realm()).query("service", "Docker registry").set(&name, &value).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(login(&replicas[0], "badmin"), 200);
+    assert_eq!(login(&replicas[1], "badmin"), 200);
+    // The default limit (100 failures per address) reached half at each replica.
+    for i in 0..100 {
+        assert_eq!(login(&replicas[i % 2], "wrong"), 401);
+    }
+    assert_eq!(login(&replicas[0], "badmin"), 429);
+    assert_eq!(login(&replicas[1], "badmin"), 429);
+}

@@ -2,6 +2,7 @@
 //! CLI on the real binary, LDAP against a real slapd, and end-to-end runs against the real
 //! registry and skopeo.
 mod auth_server;
+mod casbin;
 mod cert_expiry;
 mod cli;
 mod common;
@@ -9,6 +10,7 @@ mod config_lint;
 mod config_load;
 mod credential_cache;
 mod deploy;
+mod dos;
 mod drop_in;
 mod e2e;
 mod explain;
@@ -17,6 +19,8 @@ mod fuzz;
 mod http_contract;
 mod identity_tokens;
 mod ldap;
+mod letsencrypt;
+mod lockout;
 mod log_safety;
 mod mongo;
 mod observability;

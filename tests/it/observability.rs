@@ -154,10 +154,12 @@ fn a_wrong_password_and_an_unknown_account_change_metrics_alike() {
     let server = AuthServer::start(&yaml, false, &["serve"]);
     let (wrong_password, unknown_account) = failed_login_changes(&server, "admin");
     assert_eq!(wrong_password, unknown_account);
-    // What does change: the 401, the refusal count and the scrape itself.
+    // What does change: the 401, the refusal count, one bcrypt check (the decoy for the
+    // unknown account) and the scrape itself.
     assert_eq!(wrong_password.get("registry_auth_http_requests_total{route=\"token\",code=\"401\"}"), Some(&1.0));
     assert_eq!(wrong_password.get("registry_auth_authn_denied_total"), Some(&1.0));
-    assert_eq!(wrong_password.len(), 3, "{wrong_password:?}");
+    assert_eq!(wrong_password.get("registry_auth_bcrypt_jobs_total{result=\"run\"}"), Some(&1.0));
+    assert_eq!(wrong_password.len(), 4, "{wrong_password:?}");
     // A login that works is still timed by the backend that accepted it.
     let (name, value) = basic("admin", "badmin");
     assert_eq!(http_get(&server.addr, "/auth?service=reg", &[(&name, &value)]).unwrap().status, 200);

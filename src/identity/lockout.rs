@@ -1,0 +1,199 @@
+//! Brute-force protection: failed logins counted per client address and per account in
+//! the store (so every replica sees the same counts), each in a fixed window. Beyond a
+//! limit, [`Lockout::check`] refuses before any password is checked, until the window
+//! passes.
+//!
+//! - Unknown accounts are counted and refused exactly like known ones: the caller counts
+//!   every 401, whatever the reason, and the check never looks at the account's backend.
+//! - A success resets nothing: an attacker who also owns one working account cannot wipe
+//!   its address's count.
+//! - IPv6 addresses count per /64 (what one host usually gets); IPv4 per address.
+//! - Account names are hashed into the key (any length or character, fixed-size key).
+//! - Fail open: when the store cannot count, the login goes on, with a warning and the
+//!   `registry_auth_lockout_store_errors_total` metric (state.md).
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::config::LockoutConfig;
+use crate::metrics;
+use crate::store::{Count, SharedStore};
+
+/// The event of the audit line written once per lockout (when a count reaches its limit).
+pub const LOCKOUT_EVENT: &str = "lockout";
+
+/// Which counter refused or locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Ip,
+    Account,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ip => "ip",
+            Scope::Account => "account",
+        }
+    }
+}
+
+pub struct Lockout {
+    config: LockoutConfig,
+    store: SharedStore,
+}
+
+/// The request a lockout decision is about.
+pub struct Attempt<'a> {
+    pub account: &'a str,
+    pub ip: Option<IpAddr>,
+    /// For the audit line only.
+    pub service: &'a str,
+}
+
+impl Lockout {
+    pub fn new(config: &LockoutConfig, store: SharedStore) -> Lockout {
+        Lockout { config: config.clone(), store }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// `Err(retry_after)` when the address or the account is locked. Anonymous requests
+    /// (no account) are never refused here: they carry no password to guess.
+    pub async fn check(&self, attempt: &Attempt<'_>) -> Result<(), Duration> {
+        if !self.config.enabled || attempt.account.is_empty() {
+            return Ok(());
+        }
+        let (ip, account) = self.keys(attempt);
+        let by_ip = async {
+            match &ip {
+                Some(key) => self.read(key).await,
+                None => None,
+            }
+        };
+        let (ip_count, account_count) = tokio::join!(by_ip, self.read(&account));
+        let mut retry_after = None;
+        for (count, limit, scope) in [
+            (ip_count, self.config.max_failures_per_ip, Scope::Ip),
+            (account_count, self.config.max_failures_per_account, Scope::Account),
+        ] {
+            if let Some(count) = count.filter(|c| c.count >= limit) {
+                metrics::global().lockout_refused(scope.as_str());
+                retry_after = retry_after.max(Some(count.resets_in));
+            }
+        }
+        match retry_after {
+            Some(wait) => Err(wait.max(Duration::from_secs(1))),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one failed login against the address and the account; writes the audit
+    /// line when a count reaches its limit.
+    pub async fn record_failure(&self, attempt: &Attempt<'_>) {
+        if !self.config.enabled || attempt.account.is_empty() {
+            return;
+        }
+        let (ip, account) = self.keys(attempt);
+        let by_ip = async {
+            match &ip {
+                Some(key) => self.increment(key).await,
+                None => None,
+            }
+        };
+        let (ip_count, account_count) = tokio::join!(by_ip, self.increment(&account));
+        for (count, limit, scope) in [
+            (ip_count, self.config.max_failures_per_ip, Scope::Ip),
+            (account_count, self.config.max_failures_per_account, Scope::Account),
+        ] {
+            if count.is_some_and(|c| c.count == limit) {
+                audit_lockout(attempt, scope, limit, self.config.window);
+            }
+        }
+    }
+
+    async fn read(&self, key: &str) -> Option<Count> {
+        self.store.count(key).await.unwrap_or_else(|e| {
+            self.skipped("check", &e.to_string());
+            None
+        })
+    }
+
+    async fn increment(&self, key: &str) -> Option<Count> {
+        match self.store.increment(key, self.config.window).await {
+            Ok(count) => Some(count),
+            Err(e) => {
+                self.skipped("count", &e.to_string());
+                None
+            }
+        }
+    }
+
+    fn skipped(&self, operation: &'static str, error: &str) {
+        metrics::global().lockout_store_error(operation);
+        tracing::warn!(store = %self.store.describe(), operation, error, "brute-force counting skipped: the store did not answer");
+    }
+
+    fn keys(&self, attempt: &Attempt<'_>) -> (Option<String>, String) {
+        let ip = attempt.ip.map(|ip| format!("lock:ip:{}", address_group(ip)));
+        let digest = Sha256::digest(attempt.account.as_bytes());
+        let account = format!("lock:a:{}", hex(&digest));
+        (ip, account)
+    }
+}
+
+/// The counted unit of an address: itself for IPv4 (and IPv4-mapped IPv6), its /64 for IPv6.
+pub fn address_group(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn audit_lockout(attempt: &Attempt<'_>, scope: Scope, limit: u64, window: Duration) {
+    metrics::global().lockout(scope.as_str());
+    let ip = attempt.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    tracing::warn!(
+        event = LOCKOUT_EVENT,
+        outcome = "locked",
+        reason = "too_many_failures",
+        scope = scope.as_str(),
+        account = %attempt.account,
+        ip = %ip,
+        service = %attempt.service,
+        failures = limit,
+        window_secs = window.as_secs(),
+        "{} locked after {limit} failed logins: further logins are refused without a password check for up to {}s",
+        if scope == Scope::Ip { "client address" } else { "account" },
+        window.as_secs()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_group_by_host() {
+        assert_eq!(address_group("10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(address_group("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(address_group("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_group("2001:db8:1:2:ffff::9".parse().unwrap()),
+            address_group("2001:db8:1:2::1".parse().unwrap())
+        );
+    }
+}
