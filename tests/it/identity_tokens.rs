@@ -157,7 +157,7 @@ fn skopeo_with_identity_token_and_robot_through_the_registry() {
     let image = write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", b"identity tokens")]);
     let token = login_get(&f, "test", "123", true)["refresh_token"].as_str().unwrap().to_string();
     let skopeo = Skopeo::new();
-    skopeo.store_identity_token(&registry.addr(), &token);
+    skopeo.store_identity_token(&registry.addr(), "test", &token);
     let target = docker_ref(&registry.addr(), "test/app", "v1");
     skopeo.copy(&image.oci_ref(), &target, Creds::Anonymous, Creds::AuthFile).unwrap_or_else(|e| panic!("push: {e}"));
     skopeo.inspect_raw(&target, Creds::AuthFile).unwrap_or_else(|e| panic!("pull: {e}"));

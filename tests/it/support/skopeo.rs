@@ -123,10 +123,12 @@ impl Skopeo {
         }
     }
 
-    /// Writes an auth file entry for `registry` (host:port) holding only an identity token,
-    /// as `docker login` leaves it when the server returned a refresh token.
-    pub fn store_identity_token(&self, registry: &str, token: &str) {
-        let auth = serde_json::json!({"auths": {registry: {"identitytoken": token}}});
+    /// Writes an auth file entry for `registry` (host:port) holding an identity token and
+    /// no password, as `docker login` leaves it when the server returned a refresh token:
+    /// `auth` is base64 of `user:` (containers/image ignores an entry without it).
+    pub fn store_identity_token(&self, registry: &str, user: &str, token: &str) {
+        let auth_field = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:"));
+        let auth = serde_json::json!({"auths": {registry: {"auth": auth_field, "identitytoken": token}}});
         write(&self.root.path().join("auth.json"), &auth.to_string());
     }
 
