@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
-use crate::identity::Identity;
 use crate::identity::lockout::{Attempt, Lockout};
+use crate::identity::Identity;
 use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
