@@ -30,7 +30,12 @@ TOOL=target/release/examples/crypto_bound
 
 work=$(mktemp -d)
 server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+redis_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 # Keys: RSA-2048 and EC P-256 self-signed pairs.
@@ -230,10 +235,58 @@ scenario "S1 anonymous, RSA-2048" rsa 10 "" anon 0
 scenario "S4 anonymous, EC P-256" ec 10 "" anon 0
 scenario "S2 user bcrypt 5, RSA-2048" rsa 10 "" user5 5
 scenario "S5 user bcrypt 5, EC P-256" ec 10 "" user5 5
+S5_RPS=$RPS
 scenario "S3 user bcrypt 10, RSA-2048" rsa 10 "" user10 10
 scenario "S6 anonymous, 1000-entry ACL, EC" ec 1000 "" anon 0
 scenario "S6 baseline: 10-entry ACL, EC" ec 10 "" anon 0
 scenario "S7 distinct users, bcrypt 5, EC" ec 10 "$work/many_users.yml" many 5
+
+# Stored credentials beside S5 (same key, ACL and scope): S8/S9 exchange an identity token
+# with the POST refresh grant (embedded store / Redis), S10 logs in as a robot (Basic, no
+# bcrypt). Targets: >= 90 % of S5's tokens/s embedded, >= 70 % with Redis.
+start_redis() {
+  local port; port=$(free_port); mkdir -p "$work/redis"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$work/redis" --save '' --appendonly no >"$work/log/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  REDIS_ADDR="127.0.0.1:$port"
+}
+stop_redis() { kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; redis_pid=""; }
+
+stored_scenario() { # name engine(embedded|redis) auth(refresh|robot)
+  local name=$1 engine=$2 auth=$3 port token secret
+  port=$(free_port); ADDR="127.0.0.1:$port"
+  write_config ec 10 "" "$port"
+  rm -rf "$work/data"
+  if [ "$engine" = redis ]; then
+    start_redis
+    printf 'store:\n  redis:\n    addr: "%s"\n' "$REDIS_ADDR" >> "$work/config.yml"
+  else
+    printf 'store:\n  path: "%s/data"\n' "$work" >> "$work/config.yml"
+  fi
+  start_server
+  if [ "$auth" = refresh ]; then
+    token=$(curl -s -u user5:benchpw "http://$ADDR/auth?service=registry&offline_token=true&client_id=bench" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
+    {
+      printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+      printf 'wrk.body = "grant_type=refresh_token&refresh_token=%s&client_id=bench&service=registry&scope=repository:bench/app:pull,push"\n' "$token"
+    } > "$work/req.lua"
+    run_wrk /auth
+  else
+    secret=$("$BIN" robot create bench --scope 'repository:bench/*:pull,push' --config "$work/config.yml" | awk '/^secret:/ {print $2}')
+    lua_header "robot\$bench:$secret"
+    run_wrk "$SCENARIO_URL"
+  fi
+  stop_server
+  [ "$engine" = redis ] && stop_redis
+  printf '%-34s %9.0f %8s %8s %6s %8s %9s %9s %8.0f%% of S5\n' "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$CPU_US" - - \
+    "$(awk -v r="$RPS" -v s="$S5_RPS" 'BEGIN {print 100 * r / s}')"
+}
+
+stored_scenario "S8 identity token, embedded, EC" embedded refresh
+stored_scenario "S9 identity token, Redis, EC" redis refresh
+stored_scenario "S10 robot login, embedded, EC" embedded robot
 
 # HTTPS: the listener gets the EC P-256 pair too. wrk's OpenSSL client never offers a
 # session again, so `Connection: close` is a full handshake per token; the resumed case is

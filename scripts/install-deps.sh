@@ -16,6 +16,7 @@ APT_COMPONENTS=(
   "/usr/lib/postgresql|postgresql"
   "mariadbd|mariadb-server"
   "wrk|wrk"
+  "ctr|containerd"
   "pebble-challtestsrv|pebble"
   "systemd-analyze|systemd"
   "/etc/ssl/certs/ca-certificates.crt|ca-certificates"

@@ -44,12 +44,84 @@ pub enum Command {
     /// Show what the server would decide for an account and scopes, and why; or decode
     /// and verify a token.
     Explain(ExplainArgs),
+    /// List or revoke the identity tokens `docker login` stored (needs a store).
+    #[command(subcommand)]
+    IdentityTokens(IdentityTokensCommand),
+    /// Create, list, revoke or rotate robot (CI) credentials (needs a store).
+    #[command(subcommand)]
+    Robot(RobotCommand),
     /// Print the JWKS for registry 3.x's auth.token.jwks: the signing and verification
     /// certificates' keys under the kid our tokens carry.
     Jwks { config: PathBuf },
     /// Print the PEM bundle for the registry's auth.token.rootcertbundle: the signing
     /// certificate, then token.verification_certificates.
     Bundle { config: PathBuf },
+}
+
+/// The store's config file, shared by the store subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreConfigArg {
+    /// The server's config (its store: section says where the records are).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityTokensCommand {
+    /// Every live identity token (id, account, client, created, last used, expiry).
+    List {
+        /// Only this account's tokens.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
+    /// Revoke one token by id (as listed, 8 characters at least) or all of an account's.
+    Revoke {
+        #[arg(required_unless_present = "account", conflicts_with = "account")]
+        id: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RobotCommand {
+    /// Create a robot and print its secret (shown once) and the `docker login` line.
+    Create {
+        /// 1-64 characters a-z 0-9 . _ - ; it logs in as robot$NAME (or robot+NAME).
+        name: String,
+        /// What it may get, e.g. 'repository:team/*:pull,push' (repeatable); the ACL
+        /// still applies on top.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime such as 90d or 12h; without it the robot lives until revoked.
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
+    /// Every robot: name, scopes, expiry, created, last used (never the secret).
+    List {
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
+    /// Delete a robot; its secret stops working at once on every replica.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
+    /// Give a robot a new secret (printed once); the old one stops working at once.
+    Rotate {
+        name: String,
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,8 +211,18 @@ pub struct HashPasswordArgs {
     pub format: HashFormat,
 }
 
-const SUBCOMMANDS: &[&str] =
-    &["serve", "gen-cert", "hash-password", "check-config", "explain", "jwks", "bundle", "help"];
+const SUBCOMMANDS: &[&str] = &[
+    "serve",
+    "gen-cert",
+    "hash-password",
+    "check-config",
+    "explain",
+    "jwks",
+    "bundle",
+    "identity-tokens",
+    "robot",
+    "help",
+];
 /// glog flags that take a value.
 const GLOG_VALUE_FLAGS: &[&str] = &["v", "stderrthreshold", "log_dir", "vmodule", "log_backtrace_at", "logbufsecs"];
 const GLOG_BOOL_FLAGS: &[&str] = &["logtostderr", "alsologtostderr"];

@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         Command::HashPassword(args) => ops::hash_password::run(&args),
         Command::CheckConfig { strict, config } => ops::check_config::run(&config, strict),
         Command::Explain(args) => ops::explain::run(&args),
+        Command::IdentityTokens(command) => ops::identity_tokens::run(&command),
+        Command::Robot(command) => ops::robot::run(&command),
         Command::Jwks { config } => ops::publish::run(&config, ops::publish::Format::Jwks),
         Command::Bundle { config } => ops::publish::run(&config, ops::publish::Format::Bundle),
     }

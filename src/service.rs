@@ -1,17 +1,22 @@
 //! The token use case: authenticate → authorize each scope → sign. No HTTP types here:
-//! `http` calls this, this calls `authn`, `authz` and `token`, never the other way round.
+//! `http` calls this, this calls `authn`, `authz`, `token` and `identity`, never the
+//! other way round. Identity-token and robot logins are in `service/stored_credentials.rs`.
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
 use crate::identity::lockout::{Attempt, Lockout};
+use crate::identity::Identity;
 use crate::metrics;
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
 use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
+
+mod stored_credentials;
 
 /// One parsed token request.
 #[derive(Debug, Clone)]
@@ -21,6 +26,13 @@ pub struct AuthRequest {
     pub service: String,
     pub ip: Option<IpAddr>,
     pub scopes: Vec<Scope>,
+    /// `grant_type=refresh_token`: the identity token presented instead of a password.
+    pub refresh_token: Option<String>,
+    /// `offline_token=true` (GET) or `access_type=offline` (POST): the client wants an
+    /// identity token with its access token.
+    pub offline: bool,
+    /// OAuth2 `client_id` (`docker`, `containerd-client`...), kept with an identity token.
+    pub client_id: String,
 }
 
 /// A successful decision: the signed token and what it grants.
@@ -28,6 +40,8 @@ pub struct AuthRequest {
 pub struct Grant {
     pub token: IssuedToken,
     pub access: Vec<AccessEntry>,
+    /// The identity token to return as `refresh_token`, when one was asked for or used.
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +55,15 @@ pub enum AuthError {
     Authz(#[from] authz::ChainError),
     #[error("signing failed: {0}")]
     Signing(#[from] SignError),
+    /// A refresh token that grants nothing (OAuth2 `invalid_grant`; the client asks for
+    /// the password again).
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
     /// The store was needed to grant and could not answer (fail closed, state.md).
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("cannot issue a credential: {0}")]
+    Issue(String),
     /// Too many failed logins for this account or client address; the password was not
     /// checked. Retry after the given time.
     #[error("too many failed logins; retry in {}s", .retry_after.as_secs())]
@@ -60,49 +80,72 @@ pub struct AuthService {
     pub issuer: TokenIssuer,
     /// Our own records (identity tokens, robots, lockout counts); shared across reloads.
     pub store: SharedStore,
+    /// Identity tokens and robots on `store`; `None` on the memory engine (no `store:`
+    /// section): their records would vanish at restart and the CLI could not reach them.
+    pub identity: Option<Arc<Identity>>,
     /// Brute-force protection, checked before any password (`identity::lockout`).
     pub lockout: Lockout,
 }
 
 impl AuthService {
     pub async fn handle(&self, req: &AuthRequest) -> Result<Grant, AuthError> {
-        let labels = self.authenticate_guarded(req).await?;
+        let caller = self.identify(req).await?;
         let mut access = Vec::with_capacity(req.scopes.len());
         let mut decisions = Vec::with_capacity(req.scopes.len());
         for scope in &req.scopes {
-            let decision = self.authorize(req, scope, &labels).await?;
+            let decision = self.authorize(req, &caller, scope).await?;
+            let actions = match &caller.robot {
+                Some(robot) => robot.narrow(scope, &decision.actions),
+                None => decision.actions.clone(),
+            };
             access.push(AccessEntry {
                 resource_type: scope.resource_type.clone(),
                 class: scope.class.clone(),
                 name: scope.name.clone(),
-                actions: decision.actions.clone(),
+                actions,
             });
             metrics::global().authz(if decision.actions.is_empty() { "denied" } else { "allowed" });
             decisions.push(decision);
         }
         let started = Instant::now();
-        let token = self.issuer.issue(&req.account, &req.service, &access);
+        let token = self.issuer.issue(&caller.account, &req.service, &access);
         metrics::global().signing(started.elapsed());
         let token = token?;
-        log_decision(req, &access, &decisions);
-        Ok(Grant { token, access })
+        let refresh_token = self.refresh_token_for(req, &caller).await?;
+        log_decision(req, &caller, &access, &decisions);
+        Ok(Grant { token, access, refresh_token })
     }
 
-    /// [`Self::authenticate`] behind brute-force protection: a locked address or account
-    /// is refused before any password check, and every 401 counts as a failure.
-    async fn authenticate_guarded(&self, req: &AuthRequest) -> Result<Labels, AuthError> {
+    /// Who is asking, behind brute-force protection: a locked address or account is
+    /// refused before any password or robot secret is checked, and every 401 counts as a
+    /// failure.
+    async fn identify(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
         let attempt = Attempt { account: &req.account, ip: req.ip, service: &req.service };
         if let Err(retry_after) = self.lockout.check(&attempt).await {
             return Err(AuthError::TooManyAttempts { retry_after });
         }
-        let result = self.authenticate(req).await;
+        let result = self.identify_unguarded(req).await;
         if matches!(result, Err(AuthError::Unauthorized)) {
             self.lockout.record_failure(&attempt).await;
         }
         result
     }
 
-    async fn authenticate(&self, req: &AuthRequest) -> Result<Labels, AuthError> {
+    /// A refresh token's account, a robot, or a password login.
+    async fn identify_unguarded(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
+        if let Some(identity) = &self.identity {
+            if let Some(token) = &req.refresh_token {
+                return self.redeem(identity, req, token).await;
+            }
+            if let Some(name) = crate::identity::robot::robot_name(&req.account) {
+                return self.robot_login(identity, req, name).await;
+            }
+        }
+        let (labels, backend) = self.authenticate(req).await?;
+        Ok(Caller { account: req.account.clone(), labels, backend, robot: None, credential: "password" })
+    }
+
+    async fn authenticate(&self, req: &AuthRequest) -> Result<(Labels, &'static str), AuthError> {
         let started = Instant::now();
         let login = self.authn.authenticate(&req.account, &req.password);
         let (decision, refused) = authn::password::for_client(req.ip, login).await;
@@ -122,7 +165,7 @@ impl AuthService {
             AuthnOutcome::Allow(labels) => {
                 let backend = decision.backend.map_or("none", |(_, name)| name);
                 metrics::global().authn(backend, "allow", started.elapsed());
-                Ok(labels)
+                Ok((labels, decision.backend.map_or("", |(_, name)| name)))
             }
             AuthnOutcome::Deny => {
                 metrics::global().authn_denied();
@@ -138,21 +181,34 @@ impl AuthService {
         }
     }
 
-    async fn authorize(&self, req: &AuthRequest, scope: &Scope, labels: &Labels) -> Result<ScopeDecision, AuthError> {
+    async fn authorize(&self, req: &AuthRequest, caller: &Caller, scope: &Scope) -> Result<ScopeDecision, AuthError> {
         let authz_req = AuthzRequest {
-            account: &req.account,
+            account: &caller.account,
             resource_type: &scope.resource_type,
             name: &scope.name,
             service: &req.service,
             ip: req.ip,
             actions: &scope.actions,
-            labels,
+            labels: &caller.labels,
         };
         let decision = self.authz.authorize(&authz_req).await.inspect_err(|e| {
-            tracing::error!(account = %req.account, scope = %scope_text(scope), error = %e, "authorization backend error");
+            tracing::error!(account = %caller.account, scope = %scope_text(scope), error = %e, "authorization backend error");
         })?;
         Ok(decision)
     }
+}
+
+/// The authenticated caller of one request.
+pub(crate) struct Caller {
+    /// The account the ACL sees and the token's `sub`.
+    pub account: String,
+    pub labels: Labels,
+    /// The authenticator that decided (`""` for robots and refresh tokens).
+    pub backend: &'static str,
+    /// Set for robots: their own scopes narrow what the ACL grants.
+    pub robot: Option<crate::identity::robot::RobotLogin>,
+    /// `password`, `identity_token` or `robot`, for the audit line.
+    pub credential: &'static str,
 }
 
 fn ip_text(ip: Option<IpAddr>) -> String {
@@ -169,9 +225,11 @@ fn scope_text(scope: &Scope) -> String {
 pub const AUDIT_EVENT: &str = "token_decision";
 
 /// Audit line of a request refused at authentication (401).
-fn audit_denied(req: &AuthRequest, reason: &'static str, backend: &str) {
+pub(crate) fn audit_denied(req: &AuthRequest, reason: &'static str, backend: &str) {
     let message = match reason {
         "wrong_password" => "authentication failed: wrong password",
+        "invalid_grant" => "authentication failed: refresh token refused",
+        "robot_refused" => "authentication failed: unknown, expired or revoked robot, or wrong secret",
         _ => "authentication failed: account did not match any authn rule",
     };
     let requested: Vec<String> = req.scopes.iter().map(scope_text).collect();
@@ -189,7 +247,7 @@ fn audit_denied(req: &AuthRequest, reason: &'static str, backend: &str) {
 }
 
 /// One log line per decision: who, from where, what was asked, what was granted and why.
-fn log_decision(req: &AuthRequest, access: &[AccessEntry], decisions: &[ScopeDecision]) {
+fn log_decision(req: &AuthRequest, caller: &Caller, access: &[AccessEntry], decisions: &[ScopeDecision]) {
     let requested: Vec<String> = req.scopes.iter().map(scope_text).collect();
     let mut granted = String::new();
     let mut rules = String::new();
@@ -210,7 +268,8 @@ fn log_decision(req: &AuthRequest, access: &[AccessEntry], decisions: &[ScopeDec
     tracing::info!(
         event = AUDIT_EVENT,
         outcome = "issued",
-        account = %req.account,
+        account = %caller.account,
+        credential = caller.credential,
         ip = %ip_text(req.ip),
         service = %req.service,
         requested = %requested.join(" "),

@@ -27,6 +27,8 @@ impl ExtAuth {
     }
 }
 
+/// `lookup` stays `Unsupported`: the program's protocol takes a password, so identity
+/// tokens of ext_auth accounts use the labels the program gave at login.
 #[async_trait]
 impl Authenticator for ExtAuth {
     fn name(&self) -> &'static str {

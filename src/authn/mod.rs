@@ -27,6 +27,18 @@ pub enum AuthnOutcome {
     Allow(Labels),
 }
 
+/// The answer of [`Authenticator::lookup`]: an account's labels found without its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupOutcome {
+    /// The account exists now, with these labels.
+    Found(Labels),
+    /// The backend no longer knows the account.
+    NotFound,
+    /// The backend cannot be asked without the password (ext_auth, LDAP bound as the user):
+    /// the caller uses what it saw at login.
+    Unsupported,
+}
+
 /// A backend that could not answer (directory down, bad program output...).
 /// The message goes to the log only; clients get a fixed body.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +59,18 @@ pub trait Authenticator: Send + Sync {
         Ok(())
     }
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError>;
+    /// The account's current labels without its password, for identity-token exchanges
+    /// (the user proved who they are at login; this refreshes what they are now).
+    /// `Err` only when the backend could not answer. Backends that have no way to look an
+    /// account up without its password answer `Unsupported`, the default.
+    async fn lookup(&self, _account: &str) -> Result<LookupOutcome, AuthnError> {
+        Ok(LookupOutcome::Unsupported)
+    }
+    /// Whether [`Authenticator::lookup`] can answer for this backend as configured; when it
+    /// cannot, identity tokens keep the labels seen at login instead.
+    fn can_lookup(&self) -> bool {
+        false
+    }
 }
 
 /// The result of running the chain: the outcome and the 0-based index of the backend
@@ -91,6 +115,20 @@ impl AuthnChain {
             backend.ready().await.map_err(|e| (backend.name(), e))?;
         }
         Ok(())
+    }
+
+    /// [`Authenticator::lookup`] on the backend named `backend` (the one that authenticated
+    /// the account at login); `NotFound` when this config has no such backend any more.
+    pub async fn lookup(&self, backend: &str, account: &str) -> Result<LookupOutcome, ChainError> {
+        let Some((index, found)) = self.backends.iter().enumerate().find(|(_, b)| b.name() == backend) else {
+            return Ok(LookupOutcome::NotFound);
+        };
+        found.lookup(account).await.map_err(|source| ChainError { index, backend: found.name(), source })
+    }
+
+    /// [`Authenticator::can_lookup`] of the backend named `backend`.
+    pub fn can_lookup(&self, backend: &str) -> bool {
+        self.backends.iter().any(|b| b.name() == backend && b.can_lookup())
     }
 
     pub async fn authenticate(&self, account: &str, password: &Secret) -> Result<ChainDecision, ChainError> {

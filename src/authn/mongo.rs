@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::password::PasswordVerifier;
 use super::static_users::normalise_prefix;
-use super::{Authenticator, AuthnError, AuthnOutcome};
+use super::{Authenticator, AuthnError, AuthnOutcome, LookupOutcome};
 use crate::config::mongo::MongoAuthConfig;
 use crate::request::Labels;
 use crate::secret::Secret;
@@ -92,12 +92,7 @@ impl Authenticator for MongoAuth {
     }
 
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
-        let users = self.users.clone();
-        let filter = doc! {"username": account};
-        let found = crate::mongo::run(async move { users.find_one(filter).await })
-            .await
-            .map_err(|e| AuthnError(format!("MongoDB lookup failed: {e}")))?;
-        let Some(user) = found else {
+        let Some(user) = self.find(account).await? else {
             // When mongo_auth is the last backend an unknown account ends the chain here, and
             // costs a decoy check like a wrong password would.
             if self.last_in_chain {
@@ -113,5 +108,25 @@ impl Authenticator for MongoAuth {
         } else {
             Ok(AuthnOutcome::Deny)
         }
+    }
+
+    fn can_lookup(&self) -> bool {
+        true
+    }
+
+    /// The user's document as it is now.
+    async fn lookup(&self, account: &str) -> Result<LookupOutcome, AuthnError> {
+        let found = self.find(account).await?;
+        Ok(found.map_or(LookupOutcome::NotFound, |user| LookupOutcome::Found(user.labels.unwrap_or_default())))
+    }
+}
+
+impl MongoAuth {
+    async fn find(&self, account: &str) -> Result<Option<UserDoc>, AuthnError> {
+        let users = self.users.clone();
+        let filter = doc! {"username": account};
+        crate::mongo::run(async move { users.find_one(filter).await })
+            .await
+            .map_err(|e| AuthnError(format!("MongoDB lookup failed: {e}")))
     }
 }

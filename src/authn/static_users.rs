@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::password::PasswordVerifier;
-use super::{Authenticator, AuthnError, AuthnOutcome};
+use super::{Authenticator, AuthnError, AuthnOutcome, LookupOutcome};
 use crate::config::UserEntry;
 use crate::request::Labels;
 use crate::secret::Secret;
@@ -96,6 +96,15 @@ impl Authenticator for StaticUsers {
         } else {
             Ok(AuthnOutcome::Deny)
         }
+    }
+
+    fn can_lookup(&self) -> bool {
+        true
+    }
+
+    /// The `users:` entry as loaded now (a reload that removed the user ends its tokens).
+    async fn lookup(&self, account: &str) -> Result<LookupOutcome, AuthnError> {
+        Ok(self.users.get(account).map_or(LookupOutcome::NotFound, |u| LookupOutcome::Found(u.labels.clone())))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod casbin;
 pub mod diag;
 pub mod ext;
+pub mod identity;
 pub mod ldap;
 pub mod letsencrypt;
 pub mod limits;
@@ -56,6 +57,8 @@ pub struct Config {
     pub backends: Backends,
     /// Our addition: the verified-credential cache of the password backends.
     pub credential_cache: CredentialCacheConfig,
+    /// Our addition: lifetimes of identity tokens (used when a store is configured).
+    pub identity_tokens: crate::identity::IdentityTokenConfig,
     /// Our addition: where our own records live (`Memory` without a `store:` section).
     pub store: StoreConfig,
     /// Our addition: brute-force protection (on by default).
@@ -165,6 +168,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let ext_authz = ext::read(&mut top, "ext_authz", &mut diags);
     let casbin_authz = casbin::read(&mut top, &mut diags);
     let credential_cache = cache::read(&mut top, &mut diags);
+    let identity_tokens = identity::read(&mut top, &mut diags);
     let store = store::read(&mut top, &mut diags);
     let lockout = lockout::read(&mut top, &mut diags);
     let limits = limits::read(&mut top, &mut diags);
@@ -182,6 +186,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
                 compiled_acl,
                 backends,
                 credential_cache,
+                identity_tokens,
                 limits,
                 store,
                 lockout,
@@ -211,7 +216,8 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known = vec!["server", "token", "credential_cache", "casbin_authz", "limits", "store", "lockout"];
+    let mut known =
+        vec!["server", "token", "credential_cache", "identity_tokens", "casbin_authz", "limits", "store", "lockout"];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
     known.sort_unstable();
     known.dedup();

@@ -10,9 +10,12 @@ pub enum HttpError {
     /// 400 `Bad request: <reason>` (the reason is about the client's own input).
     #[error("Bad request: {0}")]
     BadRequest(String),
-    /// OAuth2 `grant_type=refresh_token`, which is not implemented yet.
+    /// OAuth2 `grant_type=refresh_token` without a store to keep identity tokens in.
     #[error("unsupported grant type")]
     UnsupportedGrantType,
+    /// OAuth2 `invalid_request`: the OAuth2 fields contradict each other or are missing.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
@@ -22,9 +25,15 @@ impl HttpError {
     pub fn to_response(&self, realm: &str) -> HttpResponse {
         match self {
             HttpError::BadRequest(reason) => text(StatusCode::BAD_REQUEST, format!("Bad request: {reason}\n")),
-            HttpError::UnsupportedGrantType => HttpResponse::BadRequest().content_type("application/json").body(
-                r#"{"error":"unsupported_grant_type","error_description":"only the password grant is supported"}"#,
+            HttpError::UnsupportedGrantType => oauth_error(
+                "unsupported_grant_type",
+                "refresh tokens need a store (see the store: section); only the password grant is supported",
             ),
+            HttpError::InvalidRequest(why) => oauth_error("invalid_request", why),
+            HttpError::Auth(AuthError::InvalidGrant(why)) => oauth_error("invalid_grant", why),
+            HttpError::Auth(AuthError::Issue(_)) => {
+                text(StatusCode::INTERNAL_SERVER_ERROR, "Failed to generate token\n".to_string())
+            }
             HttpError::Auth(AuthError::Unauthorized) => {
                 let mut response = text(StatusCode::UNAUTHORIZED, "Auth failed.\n".to_string());
                 let challenge = format!("Basic realm=\"{}\"", realm.replace(['"', '\\'], ""));
@@ -64,6 +73,12 @@ impl HttpError {
             }
         }
     }
+}
+
+/// An RFC 6749 §5.2 error: 400 and a JSON body. The texts are fixed strings of ours.
+fn oauth_error(error: &str, description: &str) -> HttpResponse {
+    let body = serde_json::json!({"error": error, "error_description": description});
+    HttpResponse::BadRequest().content_type("application/json").body(body.to_string())
 }
 
 /// Go's `http.Error`: plain text, utf-8, nosniff.

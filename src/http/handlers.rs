@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::body;
 use super::error::{text, HttpError};
 use super::extract::{basic_auth, client_ip, Form};
+use super::oauth;
 use super::{AppState, StateHandle};
 use crate::metrics;
 use crate::scope::parse_scopes;
@@ -129,9 +130,6 @@ fn parse_request(
     let ip = client_ip(&state.real_ip, req.headers(), req.peer_addr())?;
     let mut form = Form::parse(req.method(), req.headers(), req.query_string(), body);
     form.extend(multipart);
-    if form.first("grant_type") == "refresh_token" {
-        return Err(HttpError::UnsupportedGrantType);
-    }
     let basic = basic_auth(req.headers());
     let (user, password) = match &basic {
         Some((user, password)) => (user.as_str(), password.as_str()),
@@ -148,6 +146,8 @@ fn parse_request(
         }
         account => account,
     };
+    let has_password = basic.is_some() || !form.first("password").is_empty();
+    let oauth = oauth::read(&form, has_password, state.service.identity.is_some())?;
     let scopes =
         parse_scopes(form.all("scope"), &state.scope_limits).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     Ok(AuthRequest {
@@ -156,6 +156,9 @@ fn parse_request(
         service: form.first("service").to_string(),
         ip,
         scopes,
+        refresh_token: oauth.refresh_token,
+        offline: oauth.offline,
+        client_id: oauth.client_id,
     })
 }
 
@@ -169,8 +172,15 @@ fn token_response(grant: &Grant) -> HttpResponse {
         .unwrap_or_default();
     let token = &grant.token.token;
     debug_assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+    // Identity tokens are a prefix and base64url too (see identity::issued_secret).
+    let refresh = grant.refresh_token.as_deref().map(|r| format!(r#","refresh_token":"{r}""#)).unwrap_or_default();
+    debug_assert!(grant
+        .refresh_token
+        .iter()
+        .flat_map(|r| r.bytes())
+        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)));
     let body = format!(
-        r#"{{"access_token":"{token}","token":"{token}","expires_in":{},"issued_at":"{issued_at}"}}"#,
+        r#"{{"access_token":"{token}","token":"{token}","expires_in":{},"issued_at":"{issued_at}"{refresh}}}"#,
         grant.token.expires_in
     );
     HttpResponse::Ok().content_type("application/json").body(body)

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 mod multipart;
+pub mod oauth;
 
 use crate::service::AuthService;
 pub use extract::RealIp;

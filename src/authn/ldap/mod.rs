@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use ldap3::{Ldap, Scope, SearchEntry};
 
-use super::{Authenticator, AuthnError, AuthnOutcome};
+use super::{Authenticator, AuthnError, AuthnOutcome, LookupOutcome};
 use crate::config::ldap::{GroupSearch, LdapConfig, LdapLabel};
 use crate::request::Labels;
 use crate::secret::Secret;
@@ -85,6 +85,19 @@ impl LdapAuth {
     }
 
     /// `initial_bind_as_user`: bind with the templated DN, then search and bind as the entry.
+    /// The user's entry and groups through the service account, as at login minus the bind.
+    async fn lookup_via_service(&self, account: &str) -> Result<LookupOutcome, AuthnError> {
+        let entries = self.service_search(&self.base, &self.user_filter(account), &self.attributes).await?;
+        let Some(entry) = single(entries)? else { return Ok(LookupOutcome::NotFound) };
+        let mut labels = self.attribute_labels(&entry);
+        if let Some(groups) = &self.groups {
+            let filter = group_filter(groups, &entry.dn, account);
+            let found = self.service_search(&groups.base, &filter, std::slice::from_ref(&groups.attribute)).await?;
+            add_group_values(groups, &found, &mut labels);
+        }
+        Ok(LookupOutcome::Found(labels))
+    }
+
     async fn as_user(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
         let template = self.bind_dn.as_deref().unwrap_or_default();
         let bind_dn = substitute(template, &[("account", &dn_value(account))]);
@@ -220,6 +233,22 @@ impl Authenticator for LdapAuth {
         } else {
             self.via_service(account, password).await
         }
+    }
+
+    fn can_lookup(&self) -> bool {
+        !self.initial_bind_as_user
+    }
+
+    /// Searched with the service account (or anonymously, as at login). With
+    /// `initial_bind_as_user` there is no way to search without the user's password.
+    async fn lookup(&self, account: &str) -> Result<LookupOutcome, AuthnError> {
+        if self.initial_bind_as_user {
+            return Ok(LookupOutcome::Unsupported);
+        }
+        if account.is_empty() {
+            return Ok(LookupOutcome::NotFound);
+        }
+        self.lookup_via_service(account).await
     }
 }
 

@@ -6,7 +6,7 @@
 //! request. Go's regex dialect differs from the `regex` crate's (literal `{`, ASCII `\d`,
 //! nested repetition is an error), so Go syntax is translated before compiling.
 
-mod glob;
+pub mod glob;
 mod goregex;
 mod prefix;
 

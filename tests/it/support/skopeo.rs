@@ -22,6 +22,8 @@ pub enum Creds<'a> {
     Anonymous,
     /// `--creds user:password`
     Basic(&'a str, &'a str),
+    /// Whatever the auth file holds (see [`Skopeo::store_identity_token`]).
+    AuthFile,
 }
 
 /// "docker://<addr>/<repo>:<tag>"
@@ -121,6 +123,15 @@ impl Skopeo {
         }
     }
 
+    /// Writes an auth file entry for `registry` (host:port) holding an identity token and
+    /// no password, as `docker login` leaves it when the server returned a refresh token:
+    /// `auth` is base64 of `user:` (containers/image ignores an entry without it).
+    pub fn store_identity_token(&self, registry: &str, user: &str, token: &str) {
+        let auth_field = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:"));
+        let auth = serde_json::json!({"auths": {registry: {"auth": auth_field, "identitytoken": token}}});
+        write(&self.root.path().join("auth.json"), &auth.to_string());
+    }
+
     /// The blob-info cache the next call will use.
     pub fn cache_dir(&self) -> PathBuf {
         if self.shared_cache {
@@ -173,6 +184,7 @@ fn creds_args(prefix: &str, creds: Creds) -> Vec<String> {
         Creds::Basic(user, password) => {
             vec![format!("--{prefix}creds"), format!("{user}:{password}")]
         }
+        Creds::AuthFile => Vec::new(),
     }
 }
 

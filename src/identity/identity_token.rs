@@ -1,0 +1,311 @@
+//! Identity tokens: the OAuth2 refresh tokens `docker login` keeps as `identitytoken`
+//! (distribution token spec, "OAuth2 Token"; parity.md, token-spec.md §1.4).
+//!
+//! Records: `it:<digest>` holds who the token is for and until when (expiring with the
+//! token); `itu:<digest>` holds when it was last used and expires after the idle timeout,
+//! so a token idle too long disappears by itself on every engine. The two are separate so
+//! that recording a use never rewrites (or resurrects) the token record. The index
+//! `it-all` lists every token, `it-acct:<sha256(account)>` one account's (at most
+//! [`MAX_PER_ACCOUNT`]: each `docker login` makes a new one). Nothing is cached in the
+//! process: a revocation is seen by every replica on its next request.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::issued_secret::{self, Kind, RngError};
+use super::records::{get_number, now_unix, secs, ttl_until, MAX_LISTED};
+use crate::request::Labels;
+use crate::store::{SharedStore, StoreError, StoreExt as _};
+
+/// Defaults: three months of life, one month without use.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 86_400);
+/// A use is written at most this often per token (state.md: last-used at most once a minute).
+const TOUCH_INTERVAL_SECS: i64 = 60;
+/// Characters of the digest shown as a token's id in listings and used to revoke it.
+pub const ID_LEN: usize = 16;
+/// Live tokens one account may have; issuing one more drops its oldest.
+pub const MAX_PER_ACCOUNT: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityTokenConfig {
+    pub lifetime: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for IdentityTokenConfig {
+    fn default() -> Self {
+        IdentityTokenConfig { lifetime: DEFAULT_LIFETIME, idle_timeout: DEFAULT_IDLE_TIMEOUT }
+    }
+}
+
+/// One stored identity token (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub account: String,
+    /// The authenticator that accepted the password at login (`static`, `ldap`...).
+    pub backend: String,
+    /// Labels seen at login, kept only for backends that cannot be asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
+    #[serde(default)]
+    pub client_id: String,
+    pub created: i64,
+    pub expires: i64,
+}
+
+/// A token as the CLI lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub record: TokenRecord,
+    pub last_used: Option<i64>,
+}
+
+/// Why a presented token grants nothing; all are `invalid_grant` to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    Malformed,
+    Unknown,
+    Expired,
+    Idle,
+}
+
+impl Rejected {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejected::Malformed => "malformed refresh token",
+            Rejected::Unknown => "unknown or revoked refresh token",
+            Rejected::Expired => "refresh token expired",
+            Rejected::Idle => "refresh token unused for too long",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Rng(#[from] RngError),
+}
+
+pub struct IdentityTokens {
+    store: SharedStore,
+    config: IdentityTokenConfig,
+}
+
+const ALL_INDEX: &str = "it-all";
+
+fn record_key(digest: &str) -> String {
+    format!("it:{digest}")
+}
+
+fn used_key(digest: &str) -> String {
+    format!("itu:{digest}")
+}
+
+/// Accounts can be long and hold any character; their digest keeps the key short.
+fn account_index(account: &str) -> String {
+    let digest = Sha256::digest(account.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("it-acct:{hex}")
+}
+
+impl IdentityTokens {
+    pub fn new(store: SharedStore, config: IdentityTokenConfig) -> IdentityTokens {
+        IdentityTokens { store, config }
+    }
+
+    /// Issues a token for an account that just proved its password.
+    pub async fn issue(
+        &self,
+        account: &str,
+        backend: &str,
+        labels: Option<Labels>,
+        client_id: &str,
+    ) -> Result<String, IssueError> {
+        let token = issued_secret::generate(Kind::IdentityToken)?;
+        let digest = issued_secret::digest(Kind::IdentityToken, &token);
+        let now = now_unix();
+        let expires = now.saturating_add(secs(self.config.lifetime));
+        let record = TokenRecord {
+            account: account.to_string(),
+            backend: backend.to_string(),
+            labels,
+            client_id: client_id.chars().take(128).collect(),
+            created: now,
+            expires,
+        };
+        self.make_room(account).await?;
+        let ttl = Some(self.config.lifetime);
+        // The use record first: a token whose record exists is always exchangeable.
+        self.write_use(&digest, now, expires).await?;
+        self.store.put_json(&record_key(&digest), &record, ttl).await?;
+        self.store.index_add(ALL_INDEX, &digest, ttl).await?;
+        self.store.index_add(&account_index(account), &digest, ttl).await?;
+        Ok(token)
+    }
+
+    /// The record of a presented token, after checking expiry and idleness and recording
+    /// the use; `Err(Rejected)` for anything that must not be exchanged.
+    pub async fn redeem(&self, token: &str) -> Result<Result<TokenRecord, Rejected>, StoreError> {
+        if !issued_secret::well_formed(Kind::IdentityToken, token) {
+            return Ok(Err(Rejected::Malformed));
+        }
+        let digest = issued_secret::digest(Kind::IdentityToken, token);
+        let key = record_key(&digest);
+        let Some(record) = self.store.get_json::<TokenRecord>(&key).await? else { return Ok(Err(Rejected::Unknown)) };
+        let now = now_unix();
+        if record.expires <= now {
+            return Ok(Err(Rejected::Expired));
+        }
+        let Some(last_used) = get_number(&self.store, &used_key(&digest)).await? else {
+            // Idle beyond the timeout: the use record expired. Drop the token itself too.
+            self.remove(&digest, &record.account).await?;
+            return Ok(Err(Rejected::Idle));
+        };
+        if now - last_used >= TOUCH_INTERVAL_SECS {
+            self.write_use(&digest, now, record.expires).await?;
+        }
+        Ok(Ok(record))
+    }
+
+    async fn write_use(&self, digest: &str, now: i64, expires: i64) -> Result<(), StoreError> {
+        let until = now.saturating_add(secs(self.config.idle_timeout)).min(expires);
+        let Some(ttl) = ttl_until(until, now) else { return Ok(()) };
+        self.store.put(&used_key(digest), now.to_string().as_bytes(), Some(ttl)).await
+    }
+
+    /// Drops the oldest tokens of `account` beyond [`MAX_PER_ACCOUNT`] - 1.
+    async fn make_room(&self, account: &str) -> Result<(), StoreError> {
+        let index = account_index(account);
+        if self.store.index_members(&index, MAX_PER_ACCOUNT).await?.len() < MAX_PER_ACCOUNT {
+            return Ok(());
+        }
+        let tokens = self.list(Some(account)).await?;
+        for oldest in tokens.iter().take((tokens.len() + 1).saturating_sub(MAX_PER_ACCOUNT)) {
+            self.remove(&oldest.digest, account).await?;
+        }
+        Ok(())
+    }
+
+    /// The record first: once it is gone the token is refused everywhere.
+    async fn remove(&self, digest: &str, account: &str) -> Result<(), StoreError> {
+        self.store.delete(&record_key(digest)).await?;
+        self.store.delete(&used_key(digest)).await?;
+        self.store.index_remove(ALL_INDEX, digest).await?;
+        self.store.index_remove(&account_index(account), digest).await
+    }
+
+    /// Every live token, or those of one account, oldest first.
+    pub async fn list(&self, account: Option<&str>) -> Result<Vec<Listed>, StoreError> {
+        let index = account.map_or(ALL_INDEX.to_string(), account_index);
+        let mut out = Vec::new();
+        for digest in self.store.index_members(&index, MAX_LISTED).await? {
+            // Members of tokens that went idle or were revoked half-way stay until their ttl.
+            let Some(record) = self.store.get_json::<TokenRecord>(&record_key(&digest)).await? else { continue };
+            if account.is_some_and(|a| a != record.account) {
+                continue;
+            }
+            let last_used = get_number(&self.store, &used_key(&digest)).await?;
+            let info = TokenInfo { id: digest.chars().take(ID_LEN).collect(), record, last_used };
+            out.push(Listed { digest, info });
+        }
+        out.sort_by(|a, b| (a.info.record.created, &a.info.id).cmp(&(b.info.record.created, &b.info.id)));
+        Ok(out)
+    }
+
+    /// Revokes the tokens whose id (digest prefix, at least 8 characters) or account matches; returns them.
+    pub async fn revoke(&self, selector: &Selector) -> Result<Vec<TokenInfo>, StoreError> {
+        let victims: Vec<Listed> = match selector {
+            Selector::Account(account) => self.list(Some(account)).await?,
+            Selector::Id(id) => self.list(None).await?.into_iter().filter(|t| id_matches(&t.digest, id)).collect(),
+        };
+        for token in &victims {
+            self.remove(&token.digest, &token.info.record.account).await?;
+        }
+        Ok(victims.into_iter().map(|t| t.info).collect())
+    }
+}
+
+/// A listed token with its full digest (which only this module needs).
+pub struct Listed {
+    digest: String,
+    pub info: TokenInfo,
+}
+
+/// Which tokens `revoke` acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Id(String),
+    Account(String),
+}
+
+fn id_matches(id: &str, wanted: &str) -> bool {
+    wanted.len() >= 8 && id.starts_with(&wanted.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn tokens() -> (SharedStore, IdentityTokens) {
+        let store: SharedStore = Arc::new(MemoryStore::new());
+        (store.clone(), IdentityTokens::new(store, IdentityTokenConfig::default()))
+    }
+
+    #[tokio::test]
+    async fn issue_redeem_list_revoke() {
+        let (_, t) = tokens();
+        let a = t.issue("alice", "static", None, "docker").await.unwrap();
+        let b = t.issue("alice", "ldap", Some(Labels::new()), "containerd-client").await.unwrap();
+        let c = t.issue("bob", "static", None, "docker").await.unwrap();
+        let record = t.redeem(&a).await.unwrap().unwrap();
+        assert_eq!(
+            (record.account.as_str(), record.backend.as_str(), record.client_id.as_str()),
+            ("alice", "static", "docker")
+        );
+        assert_eq!(t.list(Some("alice")).await.unwrap().len(), 2);
+        assert_eq!(t.list(None).await.unwrap().len(), 3);
+        assert_eq!(t.redeem("rait_nope").await.unwrap(), Err(Rejected::Malformed));
+        let id = t.list(Some("bob")).await.unwrap()[0].info.id.clone();
+        assert_eq!(t.revoke(&Selector::Id(id[..8].to_string())).await.unwrap().len(), 1);
+        assert_eq!(t.redeem(&c).await.unwrap(), Err(Rejected::Unknown));
+        assert!(t.revoke(&Selector::Id("abc".into())).await.unwrap().is_empty(), "short ids match nothing");
+        assert_eq!(t.revoke(&Selector::Account("alice".into())).await.unwrap().len(), 2);
+        assert_eq!(t.redeem(&b).await.unwrap(), Err(Rejected::Unknown));
+        assert!(t.list(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_use_record_expired_is_idle_and_removed() {
+        let (store, t) = tokens();
+        let token = t.issue("alice", "static", None, "").await.unwrap();
+        let digest = issued_secret::digest(Kind::IdentityToken, &token);
+        assert!(store.delete(&used_key(&digest)).await.unwrap());
+        assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Idle));
+        assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Unknown));
+    }
+
+    #[tokio::test]
+    async fn an_account_keeps_at_most_its_newest_tokens() {
+        let (_, t) = tokens();
+        let mut issued = Vec::new();
+        for _ in 0..=MAX_PER_ACCOUNT {
+            issued.push(t.issue("ci", "static", None, "").await.unwrap());
+        }
+        assert_eq!(t.list(Some("ci")).await.unwrap().len(), MAX_PER_ACCOUNT);
+        let mut refused = 0;
+        for token in &issued {
+            refused += usize::from(t.redeem(token).await.unwrap().is_err());
+        }
+        // Issued within the same second, "oldest" is any one of them.
+        assert_eq!(refused, 1);
+        assert!(t.redeem(issued.last().unwrap()).await.unwrap().is_ok(), "the newest stays");
+    }
+}
