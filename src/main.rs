@@ -8,9 +8,7 @@ use registry_auth::cli::{self, Cli, Command};
 use registry_auth::{app, certgen, config, expiry_watch, http, ops, reload, server, store, telemetry};
 
 fn main() -> ExitCode {
-    // rustls is built with both ring (for ldap3 and mongodb) and aws-lc-rs; a library that
-    // asks for the process default (ldap3 without a config of ours) must get ours, not panic.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    registry_auth::tls::install_process_provider();
     let normalized = cli::normalize(std::env::args().collect());
     let cli = Cli::parse_from(normalized.args);
     let level = cli.log_level.as_deref().unwrap_or(telemetry::level_for_verbosity(normalized.verbosity.unwrap_or(0)));

@@ -14,6 +14,13 @@ use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
 use crate::config::reader::parse_go_int;
 use crate::config::{Diagnostics, ServerConfig, TlsVersion};
 
+/// Makes aws-lc-rs the process-wide rustls provider. rustls is built with both ring (for
+/// ldap3 and mongodb) and aws-lc-rs, so a library that asks for the process default (ldap3
+/// without a config of ours, the Redis client's TLS) would otherwise panic. Idempotent.
+pub fn install_process_provider() {
+    let _ = aws_lc_rs::default_provider().install_default();
+}
+
 /// Builds the listener's TLS config; problems go to `diags` with the key's path and line.
 pub fn server_tls(
     server: &ServerConfig,

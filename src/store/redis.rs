@@ -105,6 +105,7 @@ impl RedisStore {
                 builder = builder.password(password.expose());
             }
             if config.tls {
+                crate::tls::install_process_provider();
                 builder = builder.tls(redis::TlsMode::Secure).certs(certificates(config));
             }
             let client = builder.build().map_err(|e| fail(e.to_string()))?;
@@ -112,6 +113,7 @@ impl RedisStore {
         } else {
             let info = infos.into_iter().next().ok_or_else(|| fail("no address".to_string()))?;
             let client = if config.tls {
+                crate::tls::install_process_provider();
                 redis::Client::build_with_tls(info, certificates(config))
             } else {
                 redis::Client::open(info)
