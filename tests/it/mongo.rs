@@ -51,14 +51,14 @@ fn seed(mongo: &Mongo) {
 }
 
 /// (status, body) of a token request for `scope` with Basic credentials.
-fn token(server: &AuthServer, user: &str, password: &str, scope: &str) -> (u16, String) {
+pub fn token(server: &AuthServer, user: &str, password: &str, scope: &str) -> (u16, String) {
     let auth = basic(user, password);
     let path = format!("/auth?service=registry&scope={scope}");
     let reply = http_get(&server.addr, &path, &[(&auth.0, &auth.1)]).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     (reply.status, reply.body_text())
 }
 
-fn granted(server: &AuthServer, user: &str, password: &str, scope: &str) -> Value {
+pub fn granted(server: &AuthServer, user: &str, password: &str, scope: &str) -> Value {
     let (status, body) = token(server, user, password, scope);
     assert_eq!(status, 200, "{user}: {body}");
     let body: Value = serde_json::from_str(&body).unwrap();

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::auth_server::AuthServer;
-use crate::common::{base_yaml, basic, decode_jwt, with_keys, KeyKind, Keys, ADMIN_HASH, TEST_HASH};
+use crate::common::{base_yaml, decode_jwt, with_keys, KeyKind, Keys, ADMIN_HASH, TEST_HASH};
+use crate::mongo::{granted, token};
 use crate::support::http::http_get;
 use crate::support::oci::write_oci_layout;
 use crate::support::ports::{wait_until, Probe};
@@ -30,21 +31,6 @@ fn config(keys: &Keys, db: &SqlDb, conn_string: &str, tls: bool) -> String {
         "{base}xorm_auth:\n  database_type: {kind}\n  conn_string: '{conn}'\nacl_xorm:\n  database_type: {kind}\n  conn_string: '{conn}'\n  cache_ttl: 1s\n"
     );
     with_keys(&yaml, keys)
-}
-
-/// (status, body) of a token request for `scope` with Basic credentials.
-fn token(server: &AuthServer, user: &str, password: &str, scope: &str) -> (u16, String) {
-    let auth = basic(user, password);
-    let path = format!("/auth?service=registry&scope={scope}");
-    let reply = http_get(&server.addr, &path, &[(&auth.0, &auth.1)]).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    (reply.status, reply.body_text())
-}
-
-fn granted(server: &AuthServer, user: &str, password: &str, scope: &str) -> Value {
-    let (status, body) = token(server, user, password, scope);
-    assert_eq!(status, 200, "{user}: {body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    decode_jwt(body["token"].as_str().unwrap()).claims["access"][0]["actions"].clone()
 }
 
 fn wait_for_grant(server: &AuthServer, user: &str, password: &str, scope: &str, want: &Value) {
