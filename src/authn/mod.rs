@@ -12,6 +12,7 @@ pub mod credential_cache;
 pub mod ext;
 pub mod ldap;
 pub mod mongo;
+pub mod oidc;
 pub mod password;
 pub mod static_users;
 pub mod xorm;
