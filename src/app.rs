@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::acme::Acme;
+use crate::authn::ci_token::CiTokenAuth;
 use crate::authn::ext::ExtAuth;
 use crate::authn::ldap::LdapAuth;
 use crate::authn::mongo::MongoAuth;
@@ -209,7 +210,7 @@ fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Dia
     }
 }
 
-/// docker_auth's order: users, ext_auth, google, github, oidc, gitlab, ldap, mongo, xorm, plugin.
+/// Our ci_token_auth first, then docker_auth's order: users, ext_auth, google, github, oidc, gitlab, ldap, mongo, xorm, plugin.
 fn authn_chain(
     config: &Config,
     clients: &mut Clients,
@@ -220,6 +221,18 @@ fn authn_chain(
     let b = &config.backends;
     // One cache for this config's password backends, dropped with it on reload.
     let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache, config.limits.bcrypt));
+    if let Some(ci) = &config.ci_token {
+        match CiTokenAuth::new(ci) {
+            Ok(auth) => backends.push(Arc::new(auth)),
+            Err((index, e)) => {
+                let line = ci.issuers.get(index).map_or(ci.line, |i| i.line);
+                diags
+                    .error(format!("ci_token_auth.issuers[{index}]"), line, e)
+                    .hint("check ca_certificate (PEM certificates) and jwks_file");
+                return None;
+            }
+        }
+    }
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
         let last_in_chain =

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, UNIX_EPOCH};
 
 use crate::authn::{self, AuthnChain, AuthnOutcome};
 use crate::authz::{self, AuthzChain, ScopeDecision};
@@ -108,7 +108,7 @@ impl AuthService {
             decisions.push(decision);
         }
         let started = Instant::now();
-        let token = self.issuer.issue(&caller.account, &req.service, &access);
+        let token = self.issuer.issue_until(&caller.account, &req.service, &access, caller.not_after);
         metrics::global().signing(started.elapsed());
         let token = token?;
         let refresh_token = self.refresh_token_for(req, &caller).await?;
@@ -141,11 +141,13 @@ impl AuthService {
                 return self.robot_login(identity, req, name).await;
             }
         }
-        let (labels, backend) = self.authenticate(req).await?;
-        Ok(Caller { account: req.account.clone(), labels, backend, robot: None, credential: "password" })
+        self.authenticate(req).await
     }
 
-    async fn authenticate(&self, req: &AuthRequest) -> Result<(Labels, &'static str), AuthError> {
+    /// A password login through the authn chain. A CI token maps its own account and caps
+    /// the token's lifetime; it is no `password` credential, so it never gets an identity
+    /// token (that would outlive the CI token).
+    async fn authenticate(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
         let started = Instant::now();
         let login = self.authn.authenticate(&req.account, &req.password);
         let (decision, refused) = authn::password::for_client(req.ip, login).await;
@@ -165,7 +167,16 @@ impl AuthService {
             AuthnOutcome::Allow(labels) => {
                 let backend = decision.backend.map_or("none", |(_, name)| name);
                 metrics::global().authn(backend, "allow", started.elapsed());
-                Ok((labels, decision.backend.map_or("", |(_, name)| name)))
+                let backend = decision.backend.map_or("", |(_, name)| name);
+                Ok(Caller::new(req.account.clone(), labels, backend, "password"))
+            }
+            AuthnOutcome::AllowMapped(mapped) => {
+                let backend = decision.backend.map_or("none", |(_, name)| name);
+                metrics::global().authn(backend, "allow", started.elapsed());
+                let not_after = mapped.not_after.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let mut caller = Caller::new(mapped.account, mapped.labels, backend, "ci_token");
+                caller.not_after = Some(i64::try_from(not_after).unwrap_or(i64::MAX));
+                Ok(caller)
             }
             AuthnOutcome::Deny => {
                 metrics::global().authn_denied();
@@ -207,8 +218,16 @@ pub(crate) struct Caller {
     pub backend: &'static str,
     /// Set for robots: their own scopes narrow what the ACL grants.
     pub robot: Option<crate::identity::robot::RobotLogin>,
-    /// `password`, `identity_token` or `robot`, for the audit line.
+    /// `password`, `ci_token`, `identity_token` or `robot`, for the audit line.
     pub credential: &'static str,
+    /// Unix seconds the issued token must not outlive (the CI token's `exp`).
+    pub not_after: Option<i64>,
+}
+
+impl Caller {
+    pub(crate) fn new(account: String, labels: Labels, backend: &'static str, credential: &'static str) -> Caller {
+        Caller { account, labels, backend, robot: None, credential, not_after: None }
+    }
 }
 
 fn ip_text(ip: Option<IpAddr>) -> String {

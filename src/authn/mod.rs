@@ -1,6 +1,7 @@
 //! Authentication contract and the ordered chain of authenticators.
 //! Backends live in submodules and depend on this file, never the other way round.
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -8,6 +9,7 @@ use crate::request::Labels;
 use crate::secret::Secret;
 
 pub mod bcrypt_pool;
+pub mod ci_token;
 pub mod credential_cache;
 pub mod ext;
 pub mod ldap;
@@ -26,6 +28,20 @@ pub enum AuthnOutcome {
     Deny,
     /// Authenticated, with the user's labels: the chain stops with success.
     Allow(Labels),
+    /// Authenticated by a credential that names its own account and lifetime (a CI job's
+    /// OIDC token): the ACL sees the mapped account, and nothing issued for the login may
+    /// outlive the credential.
+    AllowMapped(Box<MappedIdentity>),
+}
+
+/// Who a self-describing credential says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedIdentity {
+    /// The account the ACL sees and the registry token's `sub` (not the login name).
+    pub account: String,
+    pub labels: Labels,
+    /// The credential's own expiry: the registry token's `exp` is capped at it.
+    pub not_after: SystemTime,
 }
 
 /// The answer of [`Authenticator::lookup`]: an account's labels found without its password.

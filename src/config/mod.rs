@@ -10,6 +10,7 @@ use crate::authz::acl::Acl;
 pub mod acl;
 pub mod cache;
 pub mod casbin;
+pub mod ci_token;
 pub mod diag;
 pub mod ext;
 pub mod identity;
@@ -51,6 +52,8 @@ pub struct Config {
     pub users: Option<BTreeMap<String, UserEntry>>,
     /// `ldap_auth:`, `None` when absent.
     pub ldap: Option<LdapConfig>,
+    /// Our addition: `ci_token_auth:` (CI jobs' OIDC tokens), first in the chain.
+    pub ci_token: Option<ci_token::CiTokenConfig>,
     pub acl: Option<AclSource>,
     /// The same ACL, compiled once at load.
     pub compiled_acl: Option<Arc<Acl>>,
@@ -81,8 +84,10 @@ pub struct Backends {
     pub acl_xorm: Option<AclXormConfig>,
 }
 
-/// Authentication sections in docker_auth's chain order.
+/// Authentication sections in docker_auth's chain order, after our `ci_token_auth`, which
+/// comes first: a CI token is decided there and never reaches another backend.
 const AUTHN_SECTIONS: &[&str] = &[
+    "ci_token_auth",
     "users",
     "ext_auth",
     "google_auth",
@@ -135,6 +140,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     };
     let server = server::read(&mut top, &mut diags);
     let token = token::read(&mut top, &mut diags);
+    let ci_token = ci_token::read(&mut top, &mut diags);
     let users = users::read(&mut top, &mut diags);
     check_sections_present(&top, AUTHN_SECTIONS, &mut diags, |d| {
         d.error("", 0, "no auth methods are configured, this is probably a mistake. Use an empty user map if you really want to deny everyone")
@@ -182,6 +188,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
                 token,
                 users,
                 ldap,
+                ci_token,
                 acl,
                 compiled_acl,
                 backends,

@@ -60,7 +60,8 @@ async fn explain(
     config: &Config,
 ) -> Result<String, String> {
     let mut out = String::new();
-    let Some(labels) = authenticate(args, account, service, &mut out).await? else { return Ok(out) };
+    let Some((account, labels)) = authenticate(args, account, service, &mut out).await? else { return Ok(out) };
+    let account = account.as_str();
     let ip: Option<IpAddr> = args.ip;
     for scope in scopes {
         let req = AuthzRequest {
@@ -101,24 +102,33 @@ fn describe_decision(out: &mut String, decision: &ScopeDecision, req: &AuthzRequ
     let _ = writeln!(out, "  granted: {granted}");
 }
 
-/// Runs the authn chain with `--password`, or takes `--labels` as given. `None` = denied.
+/// Runs the authn chain with `--password`, or takes `--labels` as given: the account the
+/// ACL sees (a CI token maps its own) and its labels. `None` = denied.
 async fn authenticate(
     args: &ExplainArgs,
     account: &str,
     service: &AuthService,
     out: &mut String,
-) -> Result<Option<Labels>, String> {
+) -> Result<Option<(String, Labels)>, String> {
     let Some(password) = &args.password else {
         let labels = parse_labels(args.labels.as_deref().unwrap_or(""))?;
         let _ = writeln!(out, "authentication: skipped (no --password); account {account:?} with labels {labels:?}");
-        return Ok(Some(labels));
+        return Ok(Some((account.to_string(), labels)));
     };
     let decision = service.authn.authenticate(account, &Secret::new(password)).await.map_err(|e| e.to_string())?;
     let by = decision.backend.map(|(i, name)| format!("authn #{} ({name})", i + 1)).unwrap_or_default();
     match decision.outcome {
         AuthnOutcome::Allow(labels) => {
             let _ = writeln!(out, "authentication: {account:?} accepted by {by}; labels {labels:?}");
-            Ok(Some(labels))
+            Ok(Some((account.to_string(), labels)))
+        }
+        AuthnOutcome::AllowMapped(mapped) => {
+            let _ = writeln!(
+                out,
+                "authentication: accepted by {by} as account {:?}; labels {:?}",
+                mapped.account, mapped.labels
+            );
+            Ok(Some((mapped.account, mapped.labels)))
         }
         AuthnOutcome::Deny => {
             let _ = writeln!(out, "authentication: {account:?} rejected by {by}: wrong password -> 401, no token");

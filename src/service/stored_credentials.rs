@@ -32,7 +32,7 @@ impl AuthService {
                 return Err(AuthError::InvalidGrant("the account no longer exists"));
             }
         };
-        Ok(Caller { account: record.account, labels, backend: "", robot: None, credential: "identity_token" })
+        Ok(Caller::new(record.account, labels, "", "identity_token"))
     }
 
     pub(super) async fn robot_login(
@@ -46,13 +46,9 @@ impl AuthService {
             audit_denied(req, "robot_refused", "robot");
             return Err(AuthError::Unauthorized);
         };
-        Ok(Caller {
-            account: login.account.clone(),
-            labels: login.labels.clone(),
-            backend: "",
-            robot: Some(login),
-            credential: "robot",
-        })
+        let mut caller = Caller::new(login.account.clone(), login.labels.clone(), "", "robot");
+        caller.robot = Some(login);
+        Ok(caller)
     }
 
     /// The `refresh_token` of the response: the one presented (never rotated: dockerd keeps

@@ -97,10 +97,22 @@ impl TokenIssuer {
 
     /// Issues a token valid from now.
     pub fn issue(&self, subject: &str, audience: &str, access: &[AccessEntry]) -> Result<IssuedToken, SignError> {
+        self.issue_until(subject, audience, access, None)
+    }
+
+    /// [`TokenIssuer::issue`] with `exp` capped at `not_after` (Unix seconds) when given:
+    /// a token issued for a credential that expires (a CI job's OIDC token) never outlives it.
+    pub fn issue_until(
+        &self,
+        subject: &str,
+        audience: &str,
+        access: &[AccessEntry],
+        not_after: Option<i64>,
+    ) -> Result<IssuedToken, SignError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
-        self.issue_at(now, subject, audience, access)
+        self.issue_at_until(now, subject, audience, access, not_after)
     }
 
     /// Issues a token with `iat = now_unix`; deterministic apart from `jti` and the signature.
@@ -111,12 +123,26 @@ impl TokenIssuer {
         audience: &str,
         access: &[AccessEntry],
     ) -> Result<IssuedToken, SignError> {
+        self.issue_at_until(now_unix, subject, audience, access, None)
+    }
+
+    /// [`TokenIssuer::issue_at`] with `exp` capped at `not_after`.
+    pub fn issue_at_until(
+        &self,
+        now_unix: i64,
+        subject: &str,
+        audience: &str,
+        access: &[AccessEntry],
+        not_after: Option<i64>,
+    ) -> Result<IssuedToken, SignError> {
         let lifetime = i64::try_from(self.options.expiration_secs).unwrap_or(i64::MAX);
+        let full = now_unix.saturating_add(lifetime);
+        let exp = not_after.map_or(full, |cap| full.min(cap));
         let claims = Claims {
             iss: &self.options.issuer,
             sub: subject,
             aud: audience,
-            exp: now_unix.saturating_add(lifetime),
+            exp,
             nbf: now_unix.saturating_sub(NOT_BEFORE_SLACK_SECS),
             iat: now_unix,
             jti: random_jti().to_string(),
@@ -128,7 +154,7 @@ impl TokenIssuer {
         Ok(IssuedToken {
             token: format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)),
             issued_at: now_unix,
-            expires_in: self.options.expiration_secs,
+            expires_in: u64::try_from(exp.saturating_sub(now_unix)).unwrap_or(0),
         })
     }
 
