@@ -4,6 +4,7 @@
 mod auth_server;
 mod casbin;
 mod cert_expiry;
+mod ci_token;
 mod cli;
 mod common;
 mod config_lint;

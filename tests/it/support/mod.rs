@@ -11,6 +11,7 @@
 
 pub mod containerd;
 pub mod http;
+pub mod jwt_issuer;
 pub mod mongo;
 pub mod oci;
 pub mod pebble;
