@@ -8,6 +8,9 @@
 //! crypto_bound sign CERT KEY                 → microseconds per signed token (our issuer)
 //! crypto_bound sign-raw CERT KEY             → microseconds per bare signature (the crate's
 //!                                              primitive alone, over a token-sized input)
+//! crypto_bound ci-token ISSUER AUDIENCE JWKS → writes a JWKS (one RSA-2048 key) to JWKS and
+//!                                              prints an RS256 CI token signed with it, valid
+//!                                              for an hour (GitHub Actions' shape)
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -82,12 +85,40 @@ fn main() -> ExitCode {
             }];
             println!("{:.1}", per_call_micros(budget, || assert!(issuer.issue("", "registry", &access).is_ok())));
         }
+        ["ci-token", issuer, audience, jwks] => match ci_token(issuer, audience, Path::new(jwks)) {
+            Ok(token) => println!("{token}"),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
         _ => return usage(),
     }
     ExitCode::SUCCESS
 }
 
+/// A key pair for a bench issuer: its JWKS goes to `jwks`, the token it signs is returned.
+fn ci_token(issuer: &str, audience: &str, jwks: &Path) -> Result<String, String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).map_err(|e| e.to_string())?;
+    let pem = private.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).map_err(|e| e.to_string())?;
+    let b64 = |n: &rsa::BigUint| URL_SAFE_NO_PAD.encode(n.to_bytes_be());
+    let set = serde_json::json!({"keys": [{"kty": "RSA", "kid": "bench", "alg": "RS256", "use": "sig",
+        "n": b64(private.n()), "e": b64(private.e())}]});
+    std::fs::write(jwks, set.to_string()).map_err(|e| format!("{}: {e}", jwks.display()))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+    let claims = serde_json::json!({"iss": issuer, "aud": audience, "sub": "repo:bench/app:ref:refs/heads/main",
+        "repository": "bench/app", "repository_owner": "bench", "iat": now, "nbf": now, "exp": now + 3600});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("bench".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| e.to_string())
+}
+
 fn usage() -> ExitCode {
-    eprintln!("usage: crypto_bound hash COST PASSWORD | users COST N PASSWORD | bcrypt COST | sign CERT KEY | sign-raw CERT KEY");
+    eprintln!("usage: crypto_bound hash COST PASSWORD | users COST N PASSWORD | bcrypt COST | sign CERT KEY | sign-raw CERT KEY | ci-token ISSUER AUDIENCE JWKS");
     ExitCode::from(2)
 }

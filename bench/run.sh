@@ -288,6 +288,27 @@ stored_scenario "S8 identity token, embedded, EC" embedded refresh
 stored_scenario "S9 identity token, Redis, EC" redis refresh
 stored_scenario "S10 robot login, embedded, EC" embedded robot
 
+# S11 beside S5 (same key, ACL and scope): a CI job's OIDC token as the password
+# (ci_token_auth, RS256 like GitHub Actions, keys from a jwks_file so that the run measures
+# verification, not the issuer). Target: >= 60 % of S5's tokens/s.
+ci_scenario() { # name
+  local name=$1 port token
+  port=$(free_port); ADDR="127.0.0.1:$port"
+  write_config ec 10 "" "$port"
+  token=$($TOOL ci-token https://ci.bench.example registry "$work/ci_jwks.json")
+  printf 'ci_token_auth:\n  issuers:\n    - issuer: https://ci.bench.example\n      audience: registry\n' >> "$work/config.yml"
+  printf '      jwks_file: "%s/ci_jwks.json"\n      required_claims: {repository_owner: bench}\n' "$work" >> "$work/config.yml"
+  printf '      account: "gha:${claims.repository}"\n      labels: {repo: "${claims.repository}"}\n' >> "$work/config.yml"
+  start_server
+  lua_header "ci:$token"
+  run_wrk "$SCENARIO_URL"
+  stop_server
+  printf '%-34s %9.0f %8s %8s %6s %8s %9s %9s %8.0f%% of S5\n' "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$CPU_US" - - \
+    "$(awk -v r="$RPS" -v s="$S5_RPS" 'BEGIN {print 100 * r / s}')"
+}
+
+ci_scenario "S11 CI OIDC token (RS256), EC"
+
 # HTTPS: the listener gets the EC P-256 pair too. wrk's OpenSSL client never offers a
 # session again, so `Connection: close` is a full handshake per token; the resumed case is
 # `openssl s_time -reuse` (one connection at a time, each resuming the first session).

@@ -28,7 +28,7 @@ pub struct CiTokenConfig {
     pub issuers: Vec<CiIssuer>,
     /// Limit on each discovery or JWKS request, body included.
     pub http_timeout: Duration,
-    /// Clock skew allowed on `nbf` and `iat` (never on `exp`: see the README).
+    /// Clock skew allowed on `nbf` (never on `exp`: see the README).
     pub leeway: Duration,
     /// Discovered keys are fetched again after this long (old keys serve meanwhile).
     pub jwks_cache_ttl: Duration,
