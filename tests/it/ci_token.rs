@@ -26,6 +26,27 @@ const ISSUER: &str = "Acme auth server";
 const AUDIENCE: &str = "registry.test";
 
 fn config(keys: &Keys, ci: &JwtIssuer, other: &JwtIssuer) -> String {
+    let issuers = format!(
+        r#"    - issuer: "{ci}"
+      audience: "{AUDIENCE}"
+      required_claims:
+        repository_owner: acme
+      account: "gha:${{claims.repository}}"
+      labels:
+        repo: "${{claims.repository}}"
+        env: "${{claims.environment}}"
+    - issuer: "{other}"
+      audience: "{AUDIENCE}"
+      account: "other:${{claims.sub}}"
+"#,
+        ci = ci.url,
+        other = other.url,
+    );
+    config_with(keys, &issuers)
+}
+
+/// The auth server's config with these `ci_token_auth.issuers` entries.
+fn config_with(keys: &Keys, issuers: &str) -> String {
     format!(
         r#"server:
   addr: "@ADDR@"
@@ -38,18 +59,7 @@ ci_token_auth:
   http_timeout: 3s
   jwks_refetch_interval: 1s
   issuers:
-    - issuer: "{ci}"
-      audience: "{AUDIENCE}"
-      required_claims:
-        repository_owner: acme
-      account: "gha:${{claims.repository}}"
-      labels:
-        repo: "${{claims.repository}}"
-        env: "${{claims.environment}}"
-    - issuer: "{other}"
-      audience: "{AUDIENCE}"
-      account: "other:${{claims.sub}}"
-users:
+{issuers}users:
   "admin":
     password: "{ADMIN_HASH}"
 acl:
@@ -66,8 +76,6 @@ acl:
 "#,
         cert = keys.cert.display(),
         key = keys.key.display(),
-        ci = ci.url,
-        other = other.url,
     )
 }
 
