@@ -166,6 +166,14 @@ fn the_registry_token_never_outlives_the_ci_token() {
     // A long-lived CI token gets the configured lifetime, as a password login does.
     let (_, body) = f.token("ci", &f.ci.mint(&f.ci.claims(AUDIENCE, "acme/app", 7200)), "repository:acme/app:pull");
     assert_eq!(body["expires_in"], 900, "{body}");
+    // A verified token is remembered, but never past its own exp (the cache TTL is 60 s).
+    let brief = f.ci.mint(&f.ci.claims(AUDIENCE, "acme/app", 2));
+    assert_eq!((f.status(&brief), f.status(&brief)), (200, 200));
+    wait_until("the remembered token expires", Duration::from_secs(10), || match f.status(&brief) {
+        401 => Probe::Ready(()),
+        status => Probe::NotYet(format!("status {status}")),
+    })
+    .unwrap();
     // A static user's token is unchanged.
     let (status, body) = f.token("admin", "badmin", "repository:acme/app:pull");
     assert_eq!((status, body["expires_in"].as_u64()), (200, Some(900)), "{body}");

@@ -15,6 +15,7 @@ use crate::config::ci_token::{CiIssuer, CiTokenConfig, JwksSource};
 use crate::request::Labels;
 use crate::secret::Secret;
 
+pub mod cache;
 pub mod fetch;
 pub mod jwks;
 pub mod keys;
@@ -26,7 +27,12 @@ use jwks::{IssuerKeys, Lookup, Timing};
 pub struct CiTokenAuth {
     issuers: HashMap<String, Issuer>,
     leeway_secs: u64,
+    verified: cache::VerifiedCache,
 }
+
+/// How long a verified token is remembered (bounded by its own `exp`), and how many.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+const VERIFIED_MAX: usize = 10_000;
 
 struct Issuer {
     config: CiIssuer,
@@ -60,7 +66,8 @@ impl CiTokenAuth {
             };
             issuers.insert(issuer.issuer.clone(), Issuer { config: issuer.clone(), keys });
         }
-        Ok(CiTokenAuth { issuers, leeway_secs: config.leeway.as_secs() })
+        let verified = cache::VerifiedCache::new(VERIFIED_TTL, VERIFIED_MAX);
+        Ok(CiTokenAuth { issuers, leeway_secs: config.leeway.as_secs(), verified })
     }
 
     async fn check(
@@ -114,8 +121,16 @@ impl Authenticator for CiTokenAuth {
         let Some(issuer) = verify::peek_issuer(token).and_then(|iss| self.issuers.get(&iss)) else {
             return Ok(AuthnOutcome::NoMatch);
         };
+        if issuer.config.username.as_deref().is_none_or(|u| u == account) {
+            if let Some(mapped) = self.verified.get(token) {
+                return Ok(AuthnOutcome::AllowMapped(Box::new(mapped)));
+            }
+        }
         match self.check(issuer, account, token).await? {
-            Ok(mapped) => Ok(AuthnOutcome::AllowMapped(Box::new(mapped))),
+            Ok(mapped) => {
+                self.verified.insert(token, &mapped);
+                Ok(AuthnOutcome::AllowMapped(Box::new(mapped)))
+            }
             Err(reason) => {
                 tracing::warn!(issuer = %issuer.config.issuer, reason = %reason, "CI token refused");
                 Ok(AuthnOutcome::Deny)
