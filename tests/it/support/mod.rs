@@ -13,6 +13,7 @@ pub mod containerd;
 pub mod http;
 pub mod mongo;
 pub mod oci;
+pub mod oidc_provider;
 pub mod pebble;
 pub mod ports;
 pub mod process;
