@@ -69,6 +69,12 @@ async fn start(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpReque
             "Bad request: no Host header\n".into(),
         );
     };
+    if !web.starts.take() {
+        tracing::warn!(provider = provider.name(), "sign-in refused: too many started this minute");
+        let mut response = errors::respond(&web.issuer, SignInError::Busy, &route);
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        return response;
+    }
     if let Err(e) = provider.prepare().await {
         tracing::error!(provider = provider.name(), error = %e, "cannot start a sign-in");
         return errors::respond(&web.issuer, SignInError::Unavailable, &route);
