@@ -143,7 +143,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 fn parse_scope(text: &str) -> Result<RobotScope, RobotError> {
-    let bad = |why: &str| RobotError::BadScope(text.to_string(), why.to_string());
+    let bad = |why: &str| RobotError::BadScope(shown(text), why.to_string());
     if text.contains(' ') || text.is_empty() {
         return Err(bad("one scope per --scope, without spaces"));
     }
@@ -158,6 +158,14 @@ fn parse_scope(text: &str) -> Result<RobotScope, RobotError> {
         name_glob: scope.name.clone(),
         actions: scope.actions.clone(),
     })
+}
+
+/// Client text as an error shows it: at most 80 characters (the rest elided).
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
 }
 
 fn record_key(name: &str) -> String {
@@ -207,7 +215,7 @@ impl Robots {
 
     fn check(&self, new: &NewRobot) -> Result<RobotRecord, RobotError> {
         if !valid_name(&new.name) {
-            return Err(RobotError::BadName(new.name.clone()));
+            return Err(RobotError::BadName(shown(&new.name)));
         }
         if new.scopes.is_empty() || new.scopes.len() > MAX_SCOPES {
             return Err(RobotError::ScopeCount);
@@ -240,7 +248,7 @@ impl Robots {
             true => self.store.get(&key).await?,
             false => None,
         };
-        let Some(current) = current else { return Err(RobotError::NotFound(name.to_string())) };
+        let Some(current) = current else { return Err(RobotError::NotFound(shown(name))) };
         let mut record: RobotRecord = serde_json::from_slice(&current).map_err(|e| StoreError::Corrupt {
             store: self.store.describe().to_string(),
             key: key.clone(),
@@ -258,7 +266,7 @@ impl Robots {
 
     pub async fn revoke(&self, name: &str) -> Result<(), RobotError> {
         if !valid_name(name) || !self.store.delete(&record_key(name)).await? {
-            return Err(RobotError::NotFound(name.to_string()));
+            return Err(RobotError::NotFound(shown(name)));
         }
         self.store.delete(&used_key(name)).await?;
         self.store.index_remove(INDEX, name).await?;

@@ -63,10 +63,16 @@ pub fn run(command: &RobotCommand) -> ExitCode {
     })
 }
 
+/// Ten years: beyond it "expires" means "never" (leave `--expires` out for that).
+const MAX_EXPIRES: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
+
 fn parse_expires(text: &str) -> Result<std::time::Duration, String> {
+    let shown: String = text.chars().take(40).collect();
     crate::config::identity::parse_lifetime(text)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--expires {text:?} is not a duration; write days such as 90d or hours such as 12h"))
+        .filter(|d| !d.is_zero() && *d <= MAX_EXPIRES)
+        .ok_or_else(|| {
+            format!("--expires {shown:?} is not a duration up to 3650d; write days such as 90d or hours such as 12h (leave it out for a robot that never expires)")
+        })
 }
 
 /// Prints the secret once, with the login line, after the store kept the record.

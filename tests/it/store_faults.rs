@@ -89,9 +89,7 @@ fn redis_killed_and_restarted_grants_fail_closed_and_come_back() {
 fn redis_cluster_killed_and_restarted_grants_fail_closed_and_come_back() {
     let cluster = std::cell::RefCell::new(RedisCluster::start());
     let engine = Engine::RedisCluster { addrs: cluster.borrow().addrs() };
-    scenario(
-        &engine,
-        &mut || cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::kill),
-        &mut || cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::restart),
-    );
+    scenario(&engine, &mut || cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::kill), &mut || {
+        cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::restart)
+    });
 }

@@ -48,7 +48,8 @@ async fn write_legacy(store: &registry_auth::store::SharedStore) -> Legacy {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let token = issued_secret::generate(Kind::IdentityToken).unwrap();
     let d = plain_sha256(&token);
-    let record = json!({"account": "test", "backend": "static", "client_id": "docker", "created": now, "expires": now + 86_400});
+    let record =
+        json!({"account": "test", "backend": "static", "client_id": "docker", "created": now, "expires": now + 86_400});
     store.put_json(&format!("it:{d}"), &record, None).await.unwrap();
     store.put(&format!("itu:{d}"), now.to_string().as_bytes(), None).await.unwrap();
     store.index_add("it-all", &d, None).await.unwrap();
@@ -174,7 +175,10 @@ fn embedded_store_keeps_keyed_hashes_and_accepts_plain_sha256_records() {
         assert!(!text.contains(&legacy.token) && !text.contains(&token) && !text.contains(&secret), "{text}");
     }
     let issued = events.iter().find(|e| e["event"] == "identity_token_issued").unwrap();
-    assert_eq!((&issued["account"], &issued["service"], &issued["outcome"]), (&json!("test"), &json!(SERVICE), &json!("created")));
+    assert_eq!(
+        (&issued["account"], &issued["service"], &issued["outcome"]),
+        (&json!("test"), &json!(SERVICE), &json!("created"))
+    );
     assert_eq!(issued["id"], &keyed(&key, &token)[..16]);
     let used = events.iter().find(|e| e["event"] == "robot_used" && e["id"] == "old").unwrap();
     assert_eq!((&used["account"], &used["ip"]), (&json!("robot$old"), &json!("127.0.0.1")));
