@@ -1,7 +1,8 @@
 //! Redis killed mid-run and restarted under the real binary, single server and a 3-node
 //! Redis Cluster: while it is away, grants that need the store (identity-token exchange,
 //! robot login) fail closed with the fixed 500, password logins against the config go on,
-//! `/readyz` says 503 and nothing panics; within 2 s of its return everything works
+//! failed-login counting is skipped with a warning and a metric, `/readyz` says 503 and
+//! nothing panics; within 2 s of its return everything works
 //! again, and every credential acknowledged before the kill is still there.
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,14 @@ fn ready(server: &AuthServer) -> u16 {
     }
 }
 
+fn skipped_counts(server: &AuthServer) -> u64 {
+    let text = ureq::get(&format!("http://{}/metrics", server.addr)).call().unwrap().into_string().unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("registry_auth_lockout_store_errors_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
 fn scenario(engine: &Engine, kill: &mut dyn FnMut(), restart: &mut dyn FnMut()) {
     let f = Fixture::start(engine, "");
     let req = f.http.get(&f.url()).query("service", SERVICE).query("offline_token", "true");
@@ -54,6 +63,8 @@ fn scenario(engine: &Engine, kill: &mut dyn FnMut(), restart: &mut dyn FnMut()) 
         assert_eq!(password(&f.server, "wrong"), 401);
     }
     assert_eq!(ready(&f.server), 503);
+    assert!(skipped_counts(&f.server) >= 3, "skipped lockout counts are on /metrics");
+    assert!(f.server.process.log().contains("brute-force counting skipped"), "and warned about");
     let (ok, out, err) = f.cli(&["robot", "create", "later", "--scope", "repository:team/*:pull"]);
     assert!(!ok && !out.contains("secret:") && err.contains("unavailable"), "{out}{err}");
 
