@@ -15,7 +15,7 @@
 //! Records written before the key existed hold plain SHA-256 digests
 //! ([`issued_secret::legacy_digest`]); callers look those up as a fallback.
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use ring::hmac;
@@ -184,6 +184,10 @@ fn load_or_create_file(path: &Path) -> Result<HashKey, String> {
     let written = (|| {
         let key = HashKey::generate().map_err(std::io::Error::other)?;
         let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+        // Owned like the store directory: a CLI run by root must not leave a key the
+        // server's user cannot read (fails harmlessly when we are that user already).
+        let owner = std::fs::metadata(dir)?;
+        let _ = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()));
         file.write_all(format!("{}\n", key.to_hex()).as_bytes())?;
         file.sync_all()?;
         if let Err(e) = std::fs::hard_link(&temp, path) {

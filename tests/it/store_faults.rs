@@ -100,7 +100,12 @@ fn redis_killed_and_restarted_grants_fail_closed_and_come_back() {
 fn redis_cluster_killed_and_restarted_grants_fail_closed_and_come_back() {
     let cluster = std::cell::RefCell::new(RedisCluster::start());
     let engine = Engine::RedisCluster { addrs: cluster.borrow().addrs() };
-    scenario(&engine, &mut || cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::kill), &mut || {
-        cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::restart)
-    });
+    let mut kill = || cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::kill);
+    // The cluster is back when its nodes say so: until they have seen each other again,
+    // Redis itself answers CLUSTERDOWN.
+    let mut restart = || {
+        cluster.borrow_mut().nodes.iter_mut().for_each(RedisServer::restart);
+        cluster.borrow().wait_state_ok();
+    };
+    scenario(&engine, &mut kill, &mut restart);
 }

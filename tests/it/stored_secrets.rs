@@ -237,4 +237,18 @@ fn redis_store_with_a_hash_key_file() {
     let token = offline_login(&server);
     assert_eq!(redis.command(&["EXISTS", &format!("ks:it:{}", keyed(&key, &token))]), ":1");
     assert_eq!(redis.command(&["EXISTS", "ks:hash-key"]), ":0", "the key stays out of Redis");
+
+    // A token idle too long (its use record expired) is refused and removed by the server:
+    // counted, audited.
+    let digest = keyed(&key, &token);
+    assert_eq!(redis.command(&["DEL", &format!("ks:itu:{digest}")]), ":1");
+    let (status, body) = exchange(&server.realm(), &token, "repository:test/app:pull");
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert_eq!(redis.command(&["EXISTS", &format!("ks:it:{digest}")]), ":0");
+    assert_eq!(metric(&server, "registry_auth_identity_tokens_refused_total{reason=\"idle\"}"), 1);
+    assert_eq!(metric(&server, "registry_auth_identity_tokens_revoked_total{reason=\"idle\"}"), 1);
+    let events = audit_events(&server.process.stderr());
+    let removed =
+        events.iter().find(|e| e["event"] == "identity_token_revoked").unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!((&removed["detail"], &removed["id"]), (&json!("idle"), &json!(&digest[..16])));
 }
