@@ -48,7 +48,7 @@ impl HashKey {
     /// least 64 hex digits (256 bits).
     pub fn from_hex(text: &str) -> Option<HashKey> {
         let text = text.trim();
-        if text.len() < KEY_BYTES * 2 || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if text.len() < KEY_BYTES * 2 || !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let bytes: Option<Vec<u8>> =
