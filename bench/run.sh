@@ -52,7 +52,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$w
 MANY_USERS=45000
 hash5=$($TOOL hash 5 benchpw)
 hash10=$($TOOL hash 10 benchpw)
-$TOOL users 5 "$MANY_USERS" benchpw > "$work/many_users.yml"
+if want S7; then $TOOL users 5 "$MANY_USERS" benchpw > "$work/many_users.yml"; fi
 mkdir -p "$work/log"
 
 acl_entries() { # $1 = number of entries; the last one is the one that matches
