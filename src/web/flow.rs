@@ -226,8 +226,8 @@ async fn identity_token(web: &WebSignIn, configured: &ConfiguredProvider, offer:
     };
     // The web login backend can look the account up again: no labels snapshot.
     let issued = identity.tokens.issue(&offer.account, backend_name(provider.name()), None, "web-sign-in").await;
-    let token = match issued {
-        Ok(token) => token,
+    let (token, token_id) = match issued {
+        Ok(issued) => issued,
         Err(e) => {
             tracing::error!(provider = provider.name(), error = %e, "cannot issue an identity token");
             return errors::respond(&web.issuer, SignInError::Store, &route);
@@ -237,6 +237,6 @@ async fn identity_token(web: &WebSignIn, configured: &ConfiguredProvider, offer:
         tracing::error!(provider = provider.name(), error = %e, "cannot drop the generated password");
         return errors::respond(&web.issuer, SignInError::Store, &route);
     }
-    tracing::info!(provider = provider.name(), account = %offer.account, "web sign-in: password traded for an identity token");
+    tracing::info!(provider = provider.name(), account = %offer.account, token_id = %token_id, "web sign-in: password traded for an identity token");
     super::identity_token::respond(&web.issuer, &offer.account, &token, &configured.registry_url)
 }
