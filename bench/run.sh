@@ -15,18 +15,26 @@
 #
 #   bench/run.sh                 # all scenarios, 8 s each
 #   DURATION=20 bench/run.sh     # longer runs
+#   BIN=/tmp/old/registry-auth TOOL=/tmp/old/crypto_bound bench/run.sh   # given binaries
+#   GROUPS="plain https" bench/run.sh   # some groups only: plain (S1-S7), stored (S8-S10), https (H1-H4)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DURATION=${DURATION:-8}
+GROUPS=${GROUPS:-plain stored https}
+want() { [[ " $GROUPS " == *" $1 "* ]]; }
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-2}
 CORES=$(nproc)
 
 command -v wrk >/dev/null || scripts/install-deps.sh
-cargo build --release --quiet --bin registry-auth --example crypto_bound
-BIN=target/release/registry-auth
-TOOL=target/release/examples/crypto_bound
+# BIN=... TOOL=... measure given binaries (e.g. copies of an earlier build) instead.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet --bin registry-auth --example crypto_bound
+  BIN=target/release/registry-auth
+  TOOL=target/release/examples/crypto_bound
+fi
+TOOL=${TOOL:-target/release/examples/crypto_bound}
 
 work=$(mktemp -d)
 server_pid=""
@@ -186,8 +194,10 @@ for kind in rsa ec; do
 done
 for cost in 5 10; do BCRYPT_US[$cost]=$($TOOL bcrypt "$cost"); done
 
-printf '\nregistry-auth %s, %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores)\n' \
-  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION"
+# The machine may be shared: the load average is printed at the start and the end.
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+printf '\nregistry-auth %s (%s), %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores), load average %s\n' \
+  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$BIN" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION" "$(load)"
 printf 'single-core signature, us: RSA-2048 openssl %s, aws-lc-rs %s, our whole token %s; EC P-256 openssl %s, aws-lc-rs %s, our whole token %s\n' \
   "${OPENSSL_US[rsa]}" "${RAW_US[rsa]}" "${SIGN_US[rsa]}" "${OPENSSL_US[ec]}" "${RAW_US[ec]}" "${SIGN_US[ec]}"
 printf 'single-core bcrypt, us: cost 5 %s, cost 10 %s\n\n' "${BCRYPT_US[5]}" "${BCRYPT_US[10]}"
@@ -231,6 +241,7 @@ scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcr
     "$hits" "$HALF_RPS" "$HALF_P99" "$(awk -v k="$idle" 'BEGIN {print k / 1024}')" "$(awk -v k="$peak" 'BEGIN {print k / 1024}')"
 }
 
+if want plain; then
 scenario "S1 anonymous, RSA-2048" rsa 10 "" anon 0
 scenario "S4 anonymous, EC P-256" ec 10 "" anon 0
 scenario "S2 user bcrypt 5, RSA-2048" rsa 10 "" user5 5
@@ -240,6 +251,7 @@ scenario "S3 user bcrypt 10, RSA-2048" rsa 10 "" user10 10
 scenario "S6 anonymous, 1000-entry ACL, EC" ec 1000 "" anon 0
 scenario "S6 baseline: 10-entry ACL, EC" ec 10 "" anon 0
 scenario "S7 distinct users, bcrypt 5, EC" ec 10 "$work/many_users.yml" many 5
+fi
 
 # Stored credentials beside S5 (same key, ACL and scope): S8/S9 exchange an identity token
 # with the POST refresh grant (embedded store / Redis), S10 logs in as a robot (Basic, no
@@ -281,12 +293,14 @@ stored_scenario() { # name engine(embedded|redis) auth(refresh|robot)
   stop_server
   [ "$engine" = redis ] && stop_redis
   printf '%-34s %9.0f %8s %8s %6s %8s %9s %9s %8.0f%% of S5\n' "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$CPU_US" - - \
-    "$(awk -v r="$RPS" -v s="$S5_RPS" 'BEGIN {print 100 * r / s}')"
+    "$(awk -v r="$RPS" -v s="${S5_RPS:-0}" 'BEGIN {print (s > 0 ? 100 * r / s : 0)}')"
 }
 
+if want stored; then
 stored_scenario "S8 identity token, embedded, EC" embedded refresh
 stored_scenario "S9 identity token, Redis, EC" redis refresh
 stored_scenario "S10 robot login, embedded, EC" embedded robot
+fi
 
 # HTTPS: the listener gets the EC P-256 pair too. wrk's OpenSSL client never offers a
 # session again, so `Connection: close` is a full handshake per token; the resumed case is
@@ -303,6 +317,7 @@ tls_cpu() { # command... → sets TLS_CPU_US from the server's CPU over the toke
 }
 tls_row() { printf '%-44s %9s %8s %10s\n' "$@"; }
 
+if want https; then
 port=$(free_port); ADDR="127.0.0.1:$port"; SCHEME=https
 write_config ec 10 "" "$port"
 sed -i "s|^server:|server:\n  certificate: \"$work/ec.pem\"\n  key: \"$work/ec.key\"|" "$work/config.yml"
@@ -319,3 +334,5 @@ tls_row "H3 s_time -new (full handshake, 1 client)" "$(awk -v n="$TLS_TOKENS" -v
 tls_cpu openssl s_time -connect "$ADDR" -www "$SCENARIO_URL" -reuse -time "$DURATION"
 tls_row "H4 s_time -reuse (resumed session, 1 client)" "$(awk -v n="$TLS_TOKENS" -v d="$DURATION" 'BEGIN {printf "%.0f", n / d}')" - "$TLS_CPU_US"
 stop_server
+fi
+printf '\nload average at the end: %s (%s)\n' "$(load)" "$(date -u +%Y-%m-%dT%H:%MZ)"
