@@ -16,13 +16,13 @@
 #   bench/run.sh                 # all scenarios, 8 s each
 #   DURATION=20 bench/run.sh     # longer runs
 #   BIN=/tmp/old/registry-auth TOOL=/tmp/old/crypto_bound bench/run.sh   # given binaries
-#   GROUPS="plain https" bench/run.sh   # some groups only: plain (S1-S7), stored (S8-S10), https (H1-H4)
+#   BENCH_GROUPS="plain https" bench/run.sh   # some groups only: plain (S1-S7), stored (S8-S10), https (H1-H4)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DURATION=${DURATION:-8}
-GROUPS=${GROUPS:-plain stored https}
-want() { [[ " $GROUPS " == *" $1 "* ]]; }
+BENCH_GROUPS=${BENCH_GROUPS:-plain stored https}
+want() { [[ " $BENCH_GROUPS " == *" $1 "* ]]; }
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-2}
 CORES=$(nproc)
