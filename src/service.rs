@@ -213,6 +213,11 @@ pub(crate) struct Caller {
     pub credential: &'static str,
 }
 
+/// The client address as text, empty when there is none (for fields that take a `&str`).
+fn ip_text(ip: Option<IpAddr>) -> String {
+    IpText(ip).to_string()
+}
+
 /// The `event` field of every audit line; with `outcome` (`issued` or `denied`) and the
 /// fields below it is a stable interface for log pipelines (documented in the README).
 pub const AUDIT_EVENT: &str = "token_decision";
