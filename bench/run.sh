@@ -16,6 +16,7 @@
 #   bench/run.sh                 # all scenarios, 8 s each
 #   DURATION=20 bench/run.sh     # longer runs
 #   ONLY="S5 S8 S9 S10 S11" bench/run.sh   # some scenarios (S8-S10 need S5; HTTPS rows: H)
+#   BIN=/tmp/old/registry-auth TOOL=/tmp/old/crypto_bound bench/run.sh   # given binaries
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,9 +29,13 @@ THREADS=${THREADS:-2}
 CORES=$(nproc)
 
 command -v wrk >/dev/null || scripts/install-deps.sh
-cargo build --release --quiet --bin registry-auth --example crypto_bound
-BIN=target/release/registry-auth
-TOOL=target/release/examples/crypto_bound
+# BIN=... TOOL=... measure given binaries (e.g. copies of an earlier build) instead.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet --bin registry-auth --example crypto_bound
+  BIN=target/release/registry-auth
+  TOOL=target/release/examples/crypto_bound
+fi
+TOOL=${TOOL:-target/release/examples/crypto_bound}
 
 work=$(mktemp -d)
 server_pid=""
@@ -190,8 +195,11 @@ for kind in rsa ec; do
 done
 for cost in 5 10; do BCRYPT_US[$cost]=$($TOOL bcrypt "$cost"); done
 
-printf '\nregistry-auth %s, %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores)\n' \
-  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION"
+# The machine may be shared: the load average is printed at the start and the end.
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+trap 'printf "\nload average at the end: %s (%s)\n" "$(load)" "$(date -u +%Y-%m-%dT%H:%MZ)"; cleanup' EXIT
+printf '\nregistry-auth %s (%s), %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores), load average %s\n' \
+  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$BIN" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION" "$(load)"
 printf 'single-core signature, us: RSA-2048 openssl %s, aws-lc-rs %s, our whole token %s; EC P-256 openssl %s, aws-lc-rs %s, our whole token %s\n' \
   "${OPENSSL_US[rsa]}" "${RAW_US[rsa]}" "${SIGN_US[rsa]}" "${OPENSSL_US[ec]}" "${RAW_US[ec]}" "${SIGN_US[ec]}"
 printf 'single-core bcrypt, us: cost 5 %s, cost 10 %s\n\n' "${BCRYPT_US[5]}" "${BCRYPT_US[10]}"
