@@ -87,13 +87,21 @@ write_config() { # $1 key kind (rsa|ec), $2 acl entry count, $3 users file (opti
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Waits for the index route; a large config (S7's 45,000 users) takes seconds to load on a
+# busy machine, so the wait is long, but a server that exits is reported at once.
 start_server() {
   "$BIN" serve "$work/config.yml" 2>"$work/log/server.log" &
   server_pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq 1200); do
     curl -sk -o /dev/null "$SCHEME://$ADDR/" && return 0
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      printf 'the server exited before answering; its log:\n' >&2
+      cat "$work/log/server.log" >&2
+      exit 1
+    fi
     sleep 0.05
   done
+  printf 'the server did not answer on %s within 60 s; its log:\n' "$ADDR" >&2
   cat "$work/log/server.log" >&2
   exit 1
 }
