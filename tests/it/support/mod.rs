@@ -9,11 +9,13 @@
 // would otherwise fail `clippy -D warnings` with dead-code errors.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod containerd;
 pub mod http;
 pub mod jwt_issuer;
 pub mod mongo;
 pub mod oci;
+pub mod oidc_provider;
 pub mod pebble;
 pub mod ports;
 pub mod process;
