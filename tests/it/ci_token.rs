@@ -16,6 +16,7 @@ use crate::common::{decode_jwt, KeyKind, Keys, ADMIN_HASH};
 use crate::stored_creds::{basic, call, granted};
 use crate::support::jwt_issuer::{hs256_with_public_key, now, raw_token, sign, IssuerKey, JwtIssuer, Mode};
 use crate::support::oci::write_oci_layout;
+use crate::support::oidc_provider::{OidcClient, OidcProvider, OidcProviderConfig};
 use crate::support::ports::{wait_until, Probe};
 use crate::support::registry::{Registry, RegistryAuth};
 use crate::support::skopeo::{docker_ref, Creds, Skopeo};
@@ -364,4 +365,37 @@ acl: []
     let line = |words: &[&str]| out.lines().find(|l| words.iter().all(|w| l.contains(w))).map(str::to_string);
     assert!(line(&["ci_token_auth.issuers[0].issuer", "https://", "line 9", "fix:"]).is_some(), "{out}");
     assert!(line(&["ci_token_auth.issuers[0].account", "unclosed", "line 11", "fix:"]).is_some(), "{out}");
+}
+
+/// A token signed by a real OpenID provider (npm `oidc-provider`, a client-credentials
+/// access token as a JWT): discovered, verified and mapped like a CI platform's token.
+#[test]
+fn a_token_from_a_real_openid_provider_logs_in() {
+    let machine =
+        OidcClient::machine("ci-job", "ci-secret", json!({"repository_owner": "acme", "repository": "acme/app"}));
+    let stranger = OidcClient::machine("other-job", "other-secret", json!({"repository_owner": "evil"}));
+    let provider = OidcProvider::start(&OidcProviderConfig::default().client(machine.clone()).client(stranger.clone()));
+    let keys = Keys::new(KeyKind::EcP256);
+    let issuers = format!(
+        r#"    - issuer: "{}"
+      audience: "https://registry.example"
+      required_claims: {{repository_owner: acme}}
+      account: "oidc:${{claims.sub}}"
+      labels: {{repo: "${{claims.repository}}"}}
+"#,
+        provider.issuer()
+    );
+    let auth = AuthServer::start(&config_with(&keys, &issuers), true, &["serve"]);
+    let http = AuthServer::client(&keys.cert);
+    let token = |password: &str| {
+        let req = http.get(&auth.realm()).query("service", SERVICE).query("scope", "repository:acme/app:pull,push");
+        call(req.set("Authorization", &basic("ci", password)), None)
+    };
+    let (status, body) = token(&provider.client_credentials_jwt(&machine, "https://registry.example"));
+    assert_eq!(status, 200, "{body}\n{}", auth.process.log());
+    assert_eq!(granted(&body), ("oidc:ci-job".to_string(), vec!["pull".to_string(), "push".to_string()]));
+    let (status, _) = token(&provider.client_credentials_jwt(&machine, "https://elsewhere.example"));
+    assert_eq!(status, 401, "another audience");
+    let (status, _) = token(&provider.client_credentials_jwt(&stranger, "https://registry.example"));
+    assert_eq!(status, 401, "a required claim differs");
 }
