@@ -10,11 +10,13 @@ use std::time::{Duration, Instant, SystemTime};
 use super::super::MappedIdentity;
 
 type Key = [u8; 32];
+/// Identities by token digest, with when each was stored; and the digests oldest first.
+type Entries = (HashMap<Key, (MappedIdentity, Instant)>, VecDeque<Key>);
 
 pub struct VerifiedCache {
     ttl: Duration,
     max_entries: usize,
-    entries: Mutex<(HashMap<Key, (MappedIdentity, Instant)>, VecDeque<Key>)>,
+    entries: Mutex<Entries>,
 }
 
 fn key_of(token: &str) -> Key {
