@@ -12,6 +12,7 @@ pub mod cache;
 pub mod casbin;
 pub mod diag;
 pub mod ext;
+pub mod forge;
 pub mod identity;
 pub mod ldap;
 pub mod letsencrypt;
@@ -30,6 +31,7 @@ pub use acl::AclSource;
 pub use cache::CredentialCacheConfig;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use ext::ExtConfig;
+pub use forge::{ForgeConfig, ForgeKind};
 pub use ldap::LdapConfig;
 pub use limits::{LimitsConfig, ScopeLimits};
 pub use lockout::LockoutConfig;
@@ -79,6 +81,8 @@ pub struct Backends {
     pub casbin_authz: Option<casbin::CasbinConfig>,
     pub xorm_auth: Option<XormAuthConfig>,
     pub acl_xorm: Option<AclXormConfig>,
+    pub github_auth: Option<ForgeConfig>,
+    pub gitlab_auth: Option<ForgeConfig>,
 }
 
 /// Authentication sections in docker_auth's chain order.
@@ -141,6 +145,8 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
             .hint("add a users: section (users: {} denies everyone)");
     });
     let ext_auth = ext::read(&mut top, "ext_auth", &mut diags);
+    let github_auth = forge::read(&mut top, ForgeKind::GitHub, &mut diags);
+    let gitlab_auth = forge::read(&mut top, ForgeKind::GitLab, &mut diags);
     let mongo_auth = mongo::read_auth(&mut top, &mut diags);
     let xorm_auth = xorm::read_auth(&mut top, &mut diags);
     reject_not_yet_supported(&mut top, &mut diags);
@@ -175,7 +181,17 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
-            let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo, casbin_authz, xorm_auth, acl_xorm };
+            let backends = Backends {
+                ext_auth,
+                ext_authz,
+                mongo_auth,
+                acl_mongo,
+                casbin_authz,
+                xorm_auth,
+                acl_xorm,
+                github_auth,
+                gitlab_auth,
+            };
             let warnings = diags.warnings;
             Ok(Config {
                 server,
