@@ -205,7 +205,7 @@ fn read_url(s: &mut Section<'_>, key: &str, default: Option<&str>, diags: &mut D
     let path = s.child_path(key);
     let text = match s.string(key, diags).filter(|v| !v.is_empty()) {
         Some(text) => text,
-        None => return default.map(|d| Url::parse(d).expect("valid default URL")),
+        None => return default.and_then(|d| Url::parse(d).ok()),
     };
     let url = match Url::parse(text.trim_end_matches('/')) {
         Ok(url) if url.host().is_some() && url.query().is_none() && url.fragment().is_none() => url,

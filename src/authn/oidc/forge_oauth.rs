@@ -180,13 +180,15 @@ pub fn stored_tokens(record: &super::provider::TokenRecord) -> UpstreamTokens {
 
 /// The authorize URL every OAuth2 forge takes: client, state, PKCE S256, scope.
 pub fn authorize_url(
-    base: &str,
+    web_uri: &Url,
+    path: &str,
     config: &ForgeConfig,
     scope: &str,
     request: &super::provider::AuthorizeRequest,
     redirect_uri: Option<&Url>,
 ) -> Url {
-    let mut url = Url::parse(base).expect("the configured web URI is a valid URL");
+    let mut url = web_uri.clone();
+    url.set_path(&format!("{}{path}", web_uri.path().trim_end_matches('/')));
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("client_id", &config.client_id);

@@ -193,8 +193,14 @@ impl WebProvider for GitHub {
     }
 
     fn authorize_url(&self, request: &AuthorizeRequest) -> Url {
-        let base = forge_oauth::join(&self.config.web_uri, "/login/oauth/authorize");
-        forge_oauth::authorize_url(&base, &self.config, SCOPE, request, self.config.redirect_uri.as_ref())
+        forge_oauth::authorize_url(
+            &self.config.web_uri,
+            "/login/oauth/authorize",
+            &self.config,
+            SCOPE,
+            request,
+            self.config.redirect_uri.as_ref(),
+        )
     }
 
     async fn complete(&self, callback: &Callback) -> Result<SignedIn, ProviderError> {

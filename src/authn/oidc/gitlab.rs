@@ -108,9 +108,15 @@ impl WebProvider for GitLab {
     }
 
     fn authorize_url(&self, request: &AuthorizeRequest) -> Url {
-        let base = forge_oauth::join(&self.config.web_uri, "/oauth/authorize");
         let redirect = self.config.redirect_uri.as_ref().unwrap_or(&request.redirect_uri);
-        forge_oauth::authorize_url(&base, &self.config, SCOPE, request, Some(redirect))
+        forge_oauth::authorize_url(
+            &self.config.web_uri,
+            "/oauth/authorize",
+            &self.config,
+            SCOPE,
+            request,
+            Some(redirect),
+        )
     }
 
     async fn complete(&self, callback: &Callback) -> Result<SignedIn, ProviderError> {

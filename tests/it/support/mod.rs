@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod forge;
 pub mod http;
 pub mod mongo;
 pub mod oci;
