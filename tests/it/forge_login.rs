@@ -333,3 +333,347 @@ fn error_messages_never_carry_upstream_tokens() {
     let err = rt.block_on(github.revalidate("alice", &record(&signed))).unwrap_err();
     assert!(!err.to_string().contains(&token), "{err}");
 }
+
+// ---- Through the server: the browser flow over HTTP, /auth, the ACL and the real registry ----
+
+/// A browser without JavaScript: follows nothing by itself, keeps cookies by name.
+struct Browser {
+    agent: ureq::Agent,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser { agent: ureq::AgentBuilder::new().redirects(0).build(), cookies: Default::default() }
+    }
+
+    fn get(&mut self, url: &str) -> Page {
+        let mut request = self.agent.get(url);
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.set("Cookie", &jar.join("; "));
+        }
+        let response = match request.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {url}: {e}"),
+        };
+        for set in response.all("set-cookie") {
+            let pair = set.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || set.to_ascii_lowercase().contains("max-age=0") {
+                    self.cookies.remove(name.trim());
+                } else {
+                    self.cookies.insert(name.trim().to_string(), value.to_string());
+                }
+            }
+        }
+        let status = response.status();
+        let location = response.header("location").map(str::to_string);
+        let body = response.into_string().unwrap_or_default();
+        Page { status, location, body }
+    }
+}
+
+/// What a result page shows, by element id.
+fn element(body: &str, id: &str) -> Option<String> {
+    let start = body.find(&format!("id=\"{id}\">"))? + id.len() + 6;
+    let end = body[start..].find('<')? + start;
+    Some(body[start..end].to_string())
+}
+
+/// The web server and the fake forge of one test.
+struct Site {
+    forge: Forge,
+    auth: crate::auth_server::AuthServer,
+    keys: crate::common::Keys,
+}
+
+const ADMIN_PASSWORD: &str = "badmin";
+
+fn site(forge: Forge, revalidate_after: &str) -> Site {
+    use crate::common::*;
+    let keys = Keys::new(KeyKind::EcP256);
+    let secret_dir = crate::support::temp_dir("forge-secret");
+    let secret = secret_dir.path().join("client_secret");
+    std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
+    let base = base_yaml("@ADDR@", "", "admin");
+    let (web, github_api, gitlab_api) = (forge.base(), forge.github_api(), forge.gitlab_api());
+    let secret = secret.display();
+    let yaml = format!(
+        r#"{base}github_auth:
+  organization: "acme"
+  client_id: "{CLIENT_ID}"
+  client_secret_file: "{secret}"
+  github_web_uri: "{web}"
+  github_api_uri: "{github_api}"
+  http_timeout: "2s"
+  revalidate_after: "{revalidate_after}"
+  registry_url: "registry.example.com"
+gitlab_auth:
+  client_id: "{CLIENT_ID}"
+  client_secret_file: "{secret}"
+  gitlab_web_uri: "{web}"
+  gitlab_api_uri: "{gitlab_api}"
+  redirect_uri: "http://@ADDR@/gitlab_auth"
+  grant_type: "authorization_code"
+  http_timeout: "2s"
+  revalidate_after: "{revalidate_after}"
+acl:
+  - match: {{account: "admin"}}
+    actions: ["*"]
+  - match: {{labels: {{teams: "ops"}}, name: "tools/*"}}
+    actions: ["pull"]
+  - match: {{name: "${{labels:teams}}/*"}}
+    actions: ["pull", "push"]
+  - match: {{name: "${{labels:groups}}/*"}}
+    actions: ["pull", "push"]
+"#
+    );
+    let auth = crate::auth_server::AuthServer::start_probing(&with_keys(&yaml, &keys), false, &["serve"], "/healthz");
+    drop(secret_dir); // read at load
+    forge.register_callback(&format!("http://{}/github_auth", auth.addr));
+    Site { forge, auth, keys }
+}
+
+impl Site {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.auth.addr)
+    }
+
+    /// The whole flow in one browser: our route → the forge → our callback. Returns the
+    /// callback's page (the result page on success).
+    fn flow(&self, browser: &mut Browser, route: &str, user: &str) -> Page {
+        self.forge.sign_in_as(user);
+        let start = browser.get(&self.url(route));
+        assert_eq!(start.status, 302, "{route} starts with a redirect: {}", start.body);
+        let at_forge = browser.get(start.location.as_deref().unwrap());
+        assert_eq!(at_forge.status, 302, "the forge redirects back: {}", at_forge.body);
+        browser.get(at_forge.location.as_deref().unwrap())
+    }
+
+    /// Signs in and returns the account and generated password from the result page.
+    fn sign_in(&self, route: &str, user: &str) -> (String, String) {
+        let page = self.flow(&mut Browser::new(), route, user);
+        assert_eq!(page.status, 200, "{user} at {route}: {}\n{}", page.body, self.auth.process.log());
+        let account = element(&page.body, "account").expect("the account on the page");
+        let password = element(&page.body, "password").expect("the password on the page");
+        let login = element(&page.body, "docker-login").expect("the docker login command");
+        assert!(login.contains(&password) && login.contains(&account), "{login}");
+        (account, password)
+    }
+
+    /// `GET /auth` for one scope: status and body.
+    fn token(&self, user: &str, password: &str, scope: &str) -> (u16, String) {
+        let (name, value) = crate::common::basic(user, password);
+        let url = self.url(&format!("/auth?service=registry&scope={scope}"));
+        match ureq::get(&url).set(&name, &value).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("GET /auth: {e}"),
+        }
+    }
+
+    /// The actions granted for one scope (asserting a 200).
+    fn granted(&self, user: &str, password: &str, scope: &str) -> Vec<String> {
+        let (status, body) = self.token(user, password, scope);
+        assert_eq!(status, 200, "{user} {scope}: {body}\n{}", self.auth.process.log());
+        let token: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let claims = crate::common::decode_jwt(token["token"].as_str().unwrap()).claims;
+        claims["access"][0]["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+    }
+}
+
+#[test]
+fn github_web_sign_in_password_pushes_and_pulls_through_the_registry_by_team() {
+    use crate::support::oci::write_oci_layout;
+    use crate::support::registry::{Registry, RegistryAuth};
+    use crate::support::skopeo::{docker_ref, Creds, Skopeo};
+    let site = site(github_forge(), "1h");
+    let (account, password) = site.sign_in("/github_auth", "alice");
+    assert_eq!(account, "alice");
+    assert!(password.len() >= 16, "{password}");
+    assert!(!site.auth.process.log().contains(&password), "the generated password is never logged");
+
+    let registry = Registry::start(RegistryAuth {
+        realm: site.auth.realm(),
+        service: "registry".to_string(),
+        issuer: "Acme auth server".to_string(),
+        rootcertbundle: site.keys.cert.clone(),
+    });
+    let images = crate::support::temp_dir("forge-images");
+    let image = write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", b"hello from github")]);
+    let skopeo = Skopeo::new();
+    let alice = Creds::Basic("alice", &password);
+    let push = |repo: &str, creds| {
+        skopeo.copy(&image.oci_ref(), &docker_ref(&registry.addr(), repo, "v1"), Creds::Anonymous, creds)
+    };
+    // `eng` is platform's parent team: ${labels:teams} holds it too.
+    push("eng/app", alice).unwrap_or_else(|e| panic!("alice pushes into eng/: {e}\n{}", site.auth.process.log()));
+    push("platform/app", alice).unwrap();
+    assert!(push("intruders/app", alice).is_err(), "a team of another organization gives nothing");
+    assert!(push("eng/other", Creds::Basic("alice", "wrong-password")).is_err());
+    let tags = skopeo.list_tags(&format!("docker://{}/eng/app", registry.addr()), alice).unwrap();
+    assert!(tags.contains("\"v1\""), "{tags}");
+
+    // The label condition of the ACL: ops members pull tools/*, nobody else.
+    assert_eq!(site.granted("alice", &password, "repository:tools/x:pull,push"), ["pull"]);
+    let (carol, carol_pw) = site.sign_in("/github_auth", "carol");
+    assert_eq!(site.granted(&carol, &carol_pw, "repository:tools/x:pull"), Vec::<String>::new());
+
+    // Signing in again replaces the password.
+    let (_, again) = site.sign_in("/github_auth", "alice");
+    assert_ne!(again, password);
+    assert_eq!(site.token("alice", &password, "repository:eng/app:pull").0, 401, "the old password is gone");
+    assert_eq!(site.granted("alice", &again, "repository:eng/app:pull"), ["pull"]);
+}
+
+#[test]
+fn github_web_sign_in_refuses_non_members_and_the_index_redirects_to_github() {
+    let site = site(github_forge(), "1h");
+    let page = site.flow(&mut Browser::new(), "/github_auth", "mallory");
+    assert!((400..500).contains(&page.status), "a non-member gets a 4xx page, got {}: {}", page.status, page.body);
+    assert!(element(&page.body, "password").is_none());
+    assert_eq!(site.token("mallory", "anything", "repository:eng/app:pull").0, 401);
+    // docker_auth's index: github_auth set (and no google_auth) → 301 to /github_auth.
+    let index = Browser::new().get(&site.url("/"));
+    assert_eq!((index.status, index.location.as_deref()), (301, Some("/github_auth")), "{}", index.body);
+}
+
+#[test]
+fn gitlab_web_sign_in_groups_label_allows_and_refuses() {
+    let site = site(gitlab_forge(), "1h");
+    let (account, password) = site.sign_in("/gitlab_auth", "dora");
+    assert_eq!(account, "dora");
+    assert_eq!(site.granted("dora", &password, "repository:acme/platform/app:pull,push"), ["pull", "push"]);
+    assert_eq!(site.granted("dora", &password, "repository:acme/platform/registry/x:push"), ["push"]);
+    assert_eq!(site.granted("dora", &password, "repository:other/app:pull,push"), Vec::<String>::new());
+    let (erin, erin_pw) = site.sign_in("/gitlab_auth", "erin");
+    assert_eq!(site.granted(&erin, &erin_pw, "repository:acme/app:pull"), Vec::<String>::new());
+}
+
+#[test]
+fn revalidation_after_revalidate_after_member_leaver_revoked_and_refreshed() {
+    let forge = github_forge();
+    forge.set_groups("dora", &["acme"]);
+    let site = site(forge, "1ms");
+    let (_, alice) = site.sign_in("/github_auth", "alice");
+    let (_, carol) = site.sign_in("/github_auth", "carol");
+    let (_, dora) = site.sign_in("/gitlab_auth", "dora");
+    let asked = site.forge.hits("/api/v3/user");
+    assert_eq!(site.granted("alice", &alice, "repository:eng/app:pull"), ["pull"], "still a member");
+    assert!(site.forge.hits("/api/v3/user") > asked, "the user API was asked again");
+
+    site.forge.leave_org("alice", "acme");
+    let (status, body) = site.token("alice", &alice, "repository:eng/app:pull");
+    assert_eq!(status, 401, "left the organization: {body}");
+
+    site.forge.revoke_tokens("carol");
+    assert_eq!(site.token("carol", &carol, "repository:eng/app:pull").0, 401, "token revoked");
+
+    // GitLab's access token expired: the refresh token renews it, the login still works.
+    site.forge.expire_access_tokens();
+    assert_eq!(site.granted("dora", &dora, "repository:acme/app:pull"), ["pull"]);
+    site.forge.revoke_tokens("dora");
+    assert_eq!(site.token("dora", &dora, "repository:acme/app:pull").0, 401, "revoked at GitLab");
+}
+
+#[test]
+fn stalled_forge_is_the_fixed_500_for_that_login_only() {
+    let site = site(github_forge(), "1ms");
+    let (_, alice) = site.sign_in("/github_auth", "alice");
+    site.forge.set_answers(Answers::Stall);
+    let asked = site.forge.hits("/api/v3/user");
+    let url = site.url("/auth?service=registry&scope=repository:eng/app:pull");
+    let (name, value) = crate::common::basic("alice", &alice);
+    let stalled = std::thread::spawn(move || match ureq::get(&url).set(&name, &value).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    });
+    crate::support::ports::wait_until("the login reaches the stalled forge", Duration::from_secs(10), || {
+        if site.forge.hits("/api/v3/user") > asked {
+            crate::support::ports::Probe::Ready(())
+        } else {
+            crate::support::ports::Probe::NotYet("no call yet".into())
+        }
+    })
+    .unwrap();
+    // While alice's login waits on GitHub, another login is answered.
+    assert_eq!(site.granted("admin", ADMIN_PASSWORD, "repository:any/thing:pull"), ["pull"]);
+    assert!(!stalled.is_finished(), "the stalled login was still waiting on the forge");
+    let (status, body) = stalled.join().unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(!body.contains("at-") && !body.contains("127.0.0.1"), "the fixed body says nothing: {body}");
+    site.forge.set_answers(Answers::Normal);
+    assert_eq!(site.granted("alice", &alice, "repository:eng/app:pull"), ["pull"], "recovers with the forge");
+}
+
+#[test]
+fn callback_bad_input_is_a_4xx_or_the_fixed_500_never_a_panic() {
+    let site = site(github_forge(), "1h");
+    let is_refusal = |page: &Page| (400..500).contains(&page.status) || page.status == 500;
+    // No state, unknown state, no cookie.
+    let page = Browser::new().get(&site.url("/github_auth?code=abc"));
+    assert!((400..500).contains(&page.status), "no state: {} {}", page.status, page.body);
+    let mut browser = Browser::new();
+    site.forge.sign_in_as("alice");
+    let start = browser.get(&site.url("/github_auth"));
+    let back = browser.get(start.location.as_deref().unwrap()).location.unwrap();
+    let code = Url::parse(&back).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    let forged = browser.get(&site.url(&format!("/github_auth?code={code}&state=forged")));
+    assert!((400..500).contains(&forged.status), "mismatched state: {} {}", forged.status, forged.body);
+    let elsewhere = Browser::new().get(&back);
+    assert!((400..500).contains(&elsewhere.status), "another browser: {} {}", elsewhere.status, elsewhere.body);
+
+    // The real callback works once; replayed (even with the cookie kept) it is refused.
+    let mut browser = Browser::new();
+    site.forge.sign_in_as("alice");
+    let start = browser.get(&site.url("/github_auth"));
+    let cookies = browser.cookies.clone();
+    let back = browser.get(start.location.as_deref().unwrap()).location.unwrap();
+    assert_eq!(browser.get(&back).status, 200);
+    browser.cookies = cookies;
+    let replay = browser.get(&back);
+    assert!((400..500).contains(&replay.status), "replayed callback: {} {}", replay.status, replay.body);
+    assert!(element(&replay.body, "password").is_none());
+
+    // The forge answers the code exchange with garbage, a huge body, or not at all.
+    for answers in [Answers::Garbage, Answers::Huge, Answers::Stall] {
+        let mut browser = Browser::new();
+        site.forge.sign_in_as("alice");
+        let start = browser.get(&site.url("/github_auth"));
+        let back = browser.get(start.location.as_deref().unwrap()).location.unwrap();
+        site.forge.set_answers(answers);
+        let page = browser.get(&back);
+        site.forge.set_answers(Answers::Normal);
+        assert!(is_refusal(&page), "{answers:?}: {} {}", page.status, page.body);
+        assert!(element(&page.body, "password").is_none());
+    }
+    // Garbage in the callback's own parameters.
+    let junk = browser_junk(&site);
+    assert!(junk.iter().all(is_refusal), "{:?}", junk.iter().map(|p| p.status).collect::<Vec<_>>());
+    assert_eq!(Browser::new().get(&site.url("/healthz")).status, 200, "still serving");
+    assert!(!site.auth.process.log().contains("panicked"), "{}", site.auth.process.log());
+}
+
+fn browser_junk(site: &Site) -> Vec<Page> {
+    let long = "A".repeat(6000);
+    [
+        "/github_auth?state=&code=",
+        "/github_auth?state=%00%ff&code=%0d%0a",
+        "/github_auth?error=access_denied&state=x",
+        "/gitlab_auth?code=x&state=x&state=y",
+    ]
+    .iter()
+    .map(|q| q.to_string())
+    .chain([format!("/github_auth?code={long}&state={long}")])
+    .map(|q| Browser::new().get(&site.url(&q)))
+    .collect()
+}
