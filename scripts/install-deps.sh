@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real programs the test suite runs against (no mocks):
 # Debian packages, the PyPI package secantusdb, and the registry 3.x binaries
-# (distribution v3.0.0 and v3.1.1) in target/peers.
+# (distribution v3.0.0 and v3.1.1) in target/peers, and the npm packages of
+# tests/oidc-provider (oidc-provider, pinned by its package-lock.json).
 # Idempotent: anything already present is skipped, so a second run takes ~1 s.
 set -euo pipefail
 
@@ -23,6 +24,10 @@ APT_COMPONENTS=(
   "openssl|openssl"
   # aws-lc-sys compiles AWS-LC from C (and x86-64 assembly) with the cc crate; no cmake.
   "cc|gcc"
+  # Web sign-in tests: a real browser through WebDriver, and npm oidc-provider on node.
+  "chromium|chromium"
+  "chromedriver|chromium-driver"
+  "node|nodejs"
 )
 PYPI_PACKAGE=secantusdb
 PYPI_COMMAND=secantusd-py
@@ -183,6 +188,24 @@ install_pypi_package() {
   fi
 }
 
+# The OpenID provider of the web sign-in tests: `npm ci` installs exactly the lock file's
+# versions into tests/oidc-provider/node_modules; skipped when that install is current.
+install_oidc_provider() {
+  local dir=$REPO_ROOT/tests/oidc-provider
+  if [[ -f $dir/node_modules/.package-lock.json && $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]]; then
+    return 0
+  fi
+  # Debian ships npm as its own package; NodeSource's nodejs carries it inside.
+  if ! command -v npm >/dev/null 2>&1; then
+    log "installing: npm"
+    UPDATED=0
+    if lists_need_update npm; then apt_update; fi
+    apt_install npm || die "apt-get install failed: npm"
+  fi
+  log "npm ci in tests/oidc-provider"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in tests/oidc-provider failed"
+}
+
 verify_and_report() {
   local entry probe pkg failed=0 pypi_version
   for entry in "${APT_COMPONENTS[@]}"; do
@@ -273,6 +296,7 @@ install_registry3() {
 install_apt_packages
 install_pypi_package
 install_registry3
+install_oidc_provider
 verify_and_report
 for entry in "${REGISTRY3_VERSIONS[@]}"; do
   version=${entry%%|*}

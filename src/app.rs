@@ -9,6 +9,12 @@ use crate::acme::Acme;
 use crate::authn::ext::ExtAuth;
 use crate::authn::ldap::LdapAuth;
 use crate::authn::mongo::MongoAuth;
+use crate::authn::oidc::github::GitHub;
+use crate::authn::oidc::gitlab::GitLab;
+use crate::authn::oidc::openid::{GoogleRules, OpenIdProvider, OpenIdSettings};
+use crate::authn::oidc::provider::WebProvider;
+use crate::authn::oidc::records::TokenDb;
+use crate::authn::oidc::web_login::WebLoginAuth;
 use crate::authn::password::PasswordVerifier;
 use crate::authn::static_users::StaticUsers;
 use crate::authn::xorm::XormAuth;
@@ -18,7 +24,7 @@ use crate::authz::ext::ExtAuthz;
 use crate::authz::mongo_acl::AclMongo;
 use crate::authz::xorm_acl::AclXorm;
 use crate::authz::{Authorizer, AuthzChain};
-use crate::config::{Config, Diagnostic, Diagnostics};
+use crate::config::{Config, Diagnostic, Diagnostics, ForgeConfig, ForgeKind};
 use crate::http::{AppState, RealIp, Routes};
 use crate::identity::lockout::Lockout;
 use crate::identity::Identity;
@@ -28,6 +34,7 @@ use crate::sql::Pools;
 use crate::store::{SharedStore, StoreConfig, StoreError};
 use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
+use crate::web::{ConfiguredProvider, WebSignIn};
 
 /// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
 pub struct Built {
@@ -74,7 +81,10 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
     let published = verification_certificates(config, &mut diags);
     let mut clients = Clients::default();
     let mut pools = Pools::default();
-    let authn = authn_chain(config, &mut clients, &mut pools, &mut diags);
+    let web_providers = web_providers(config, &mut diags);
+    let token_db = Arc::new(TokenDb::new(store.clone(), token_hash_cost(config)));
+    let web_chain = WebChain { providers: &web_providers, db: &token_db };
+    let authn = authn_chain(config, &web_chain, &mut clients, &mut pools, &mut diags);
     // The database ACLs are loaded only once the cheap checks passed.
     let authz = if diags.has_errors() { None } else { authz_chain(config, &mut clients, &mut pools, &mut diags) };
     if diags.has_errors() {
@@ -90,6 +100,16 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
     };
     registry_compat_warnings(config, &key, &published, &mut diags);
     let identity = store.persistent().then(|| Arc::new(Identity::new(store.clone(), config.identity_tokens.clone())));
+    let web = (!web_providers.is_empty()).then(|| {
+        Arc::new(WebSignIn {
+            providers: web_providers,
+            db: token_db,
+            store: store.clone(),
+            identity: identity.clone(),
+            prefix: config.server.path_prefix.clone(),
+            issuer: config.token.issuer.clone(),
+        })
+    });
     let lockout = Lockout::new(&config.lockout, store.clone());
     let service = AuthService { authn, authz, issuer: TokenIssuer::new(options, key), store, identity, lockout };
     let state = AppState {
@@ -99,6 +119,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         hsts: config.server.hsts,
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
         scope_limits: config.limits.scopes,
+        web,
     };
     Ok(Built { state, tls, acme, warnings: diags.warnings })
 }
@@ -209,9 +230,87 @@ fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Dia
     }
 }
 
+/// The web sign-in providers in docker_auth's chain order (google, github, oidc, gitlab).
+fn web_providers(config: &Config, diags: &mut Diagnostics) -> Vec<ConfiguredProvider> {
+    let web = &config.web_signin;
+    let mut providers = Vec::new();
+    openid_provider(web.google.as_ref(), &mut providers, diags);
+    forge_provider(web.github.as_ref(), &mut providers, diags);
+    openid_provider(web.oidc.as_ref(), &mut providers, diags);
+    forge_provider(web.gitlab.as_ref(), &mut providers, diags);
+    providers
+}
+
+/// `github_auth` or `gitlab_auth`.
+fn forge_provider(section: Option<&ForgeConfig>, providers: &mut Vec<ConfiguredProvider>, diags: &mut Diagnostics) {
+    let Some(section) = section else { return };
+    let provider: Result<Arc<dyn WebProvider>, String> = match section.kind {
+        ForgeKind::GitHub => GitHub::new(section.clone()).map(|p| Arc::new(p) as Arc<dyn WebProvider>),
+        ForgeKind::GitLab => GitLab::new(section.clone()).map(|p| Arc::new(p) as Arc<dyn WebProvider>),
+    };
+    match provider {
+        Ok(provider) => providers.push(ConfiguredProvider {
+            provider,
+            registry_url: section.registry_url.clone().unwrap_or_default(),
+            redirect_uri: section.redirect_uri.clone(),
+        }),
+        Err(e) => {
+            diags.error(section.kind.section(), section.line, e);
+        }
+    }
+}
+
+/// `google_auth` or `oidc_auth`.
+fn openid_provider(
+    section: Option<&crate::config::web_signin::OpenIdSection>,
+    providers: &mut Vec<ConfiguredProvider>,
+    diags: &mut Diagnostics,
+) {
+    if let Some(section) = section {
+        let google = section.section == "google_auth";
+        let settings = OpenIdSettings {
+            name: if google { "google" } else { "oidc" },
+            display_name: if google { "Google".to_string() } else { "OpenID Connect".to_string() },
+            issuer: section.issuer.clone(),
+            client_id: section.client_id.clone(),
+            client_secret: section.client_secret.clone(),
+            scopes: section.scopes.clone(),
+            user_claim: section.user_claim.clone(),
+            labels_claims: section.labels_claims.clone(),
+            http_timeout: section.http_timeout,
+            google: google.then(|| GoogleRules { domain: section.domain.clone() }),
+        };
+        match OpenIdProvider::new(settings) {
+            Ok(provider) => providers.push(ConfiguredProvider {
+                provider: Arc::new(provider),
+                registry_url: section.registry_url.clone(),
+                redirect_uri: section.redirect_url.clone(),
+            }),
+            Err(e) => {
+                diags.error(section.section, section.line, e);
+            }
+        }
+    }
+}
+
+/// The bcrypt cost of generated passwords: the first `token_hash_cost` set, else 10.
+fn token_hash_cost(config: &Config) -> u32 {
+    let web = &config.web_signin;
+    let openid = [&web.google, &web.oidc].into_iter().flatten().map(|s| s.token_hash_cost);
+    let forges = [&web.github, &web.gitlab].into_iter().flatten().map(|s| s.token_hash_cost);
+    openid.chain(forges).flatten().next().unwrap_or(crate::authn::oidc::records::DEFAULT_HASH_COST)
+}
+
+/// What the chain needs to check web sign-in passwords.
+struct WebChain<'a> {
+    providers: &'a [ConfiguredProvider],
+    db: &'a Arc<TokenDb>,
+}
+
 /// docker_auth's order: users, ext_auth, google, github, oidc, gitlab, ldap, mongo, xorm, plugin.
 fn authn_chain(
     config: &Config,
+    web: &WebChain<'_>,
     clients: &mut Clients,
     pools: &mut Pools,
     diags: &mut Diagnostics,
@@ -222,8 +321,11 @@ fn authn_chain(
     let verifier = Arc::new(PasswordVerifier::new(&config.credential_cache, config.limits.bcrypt));
     if let Some(users) = &config.users {
         // The decoy check for unknown accounts belongs to the last backend only.
-        let last_in_chain =
-            b.ext_auth.is_none() && config.ldap.is_none() && b.mongo_auth.is_none() && b.xorm_auth.is_none();
+        let last_in_chain = b.ext_auth.is_none()
+            && web.providers.is_empty()
+            && config.ldap.is_none()
+            && b.mongo_auth.is_none()
+            && b.xorm_auth.is_none();
         match StaticUsers::new(users.iter(), last_in_chain, verifier.clone()) {
             Ok(static_users) => backends.push(Arc::new(static_users)),
             Err(e) => {
@@ -234,6 +336,12 @@ fn authn_chain(
     }
     if let Some(ext) = &b.ext_auth {
         backends.push(Arc::new(ExtAuth::new(ext)));
+    }
+    let web_is_last = config.ldap.is_none() && b.mongo_auth.is_none() && b.xorm_auth.is_none();
+    for (i, configured) in web.providers.iter().enumerate() {
+        let last = web_is_last && i + 1 == web.providers.len();
+        let auth = WebLoginAuth::new(configured.provider.clone(), web.db.clone(), verifier.clone(), last);
+        backends.push(Arc::new(auth));
     }
     if let Some(ldap) = &config.ldap {
         match LdapAuth::new(ldap) {

@@ -30,3 +30,4 @@ pub mod telemetry;
 pub mod tls;
 pub mod token;
 pub mod weak_keys;
+pub mod web;

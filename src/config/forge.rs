@@ -5,14 +5,16 @@
 //!
 //! Differences from docker_auth: upstream URLs must be https (loopback addresses excepted,
 //! for development and tests); GitLab's URI defaults are the right way round (docker_auth
-//! swaps them); `gcs_token_db` is refused (Google Cloud Storage is not available here).
-use std::net::IpAddr;
+//! swaps them). The token DB subsections are read as for every web sign-in section
+//! (`config::web_signin`: records in our store, `gcs_token_db` refused).
 use std::time::Duration;
 
 use url::Url;
 
 use super::diag::Diagnostics;
 use super::reader::Section;
+use super::web_signin::{self, TokenDb};
+use crate::authn::oidc::upstream::allowed_url;
 use crate::secret::Secret;
 
 /// Which forge a section configures.
@@ -46,18 +48,6 @@ impl ForgeKind {
     }
 }
 
-/// docker_auth's token DB subsection of a web sign-in section. The records themselves live
-/// in our store (`docs/state.md`); this says which docker_auth database they came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenDbConfig {
-    /// No subsection: the records go to the `store:` section's engine.
-    Store,
-    /// `level_token_db:` — docker_auth's goleveldb directory.
-    Level { path: String, line: usize },
-    /// `redis_token_db:` — docker_auth's Redis (`t:<account>` keys).
-    Redis { line: usize },
-}
-
 #[derive(Debug, Clone)]
 pub struct ForgeConfig {
     pub kind: ForgeKind,
@@ -80,7 +70,8 @@ pub struct ForgeConfig {
     pub revalidate_after: Duration,
     /// Shown in the `docker login` command of the result page.
     pub registry_url: Option<String>,
-    pub token_db: TokenDbConfig,
+    /// Mapped onto our store as for every web sign-in section (`config::web_signin`).
+    pub token_db: TokenDb,
     /// bcrypt cost of generated passwords (`token_hash_cost` of the token DB subsection).
     pub token_hash_cost: Option<u32>,
 }
@@ -128,7 +119,7 @@ pub fn read(root: &mut Section<'_>, kind: ForgeKind, diags: &mut Diagnostics) ->
     if kind == ForgeKind::GitLab {
         read_grant_type(&mut s, diags);
     }
-    let (token_db, token_hash_cost) = read_token_db(&mut s, diags);
+    let (token_db, token_hash_cost) = web_signin::read_token_db(&mut s, diags);
     let mut known = vec!["organization", "client_id", "client_secret", "client_secret_file", web_key, api_key];
     known.extend(["redirect_uri", "http_timeout", "revalidate_after", "registry_url"]);
     if kind == ForgeKind::GitLab {
@@ -151,7 +142,7 @@ pub fn read(root: &mut Section<'_>, kind: ForgeKind, diags: &mut Diagnostics) ->
         http_timeout,
         revalidate_after,
         registry_url,
-        token_db,
+        token_db: token_db?,
         token_hash_cost,
     })
 }
@@ -216,32 +207,13 @@ fn read_url(s: &mut Section<'_>, key: &str, default: Option<&str>, diags: &mut D
             return None;
         }
     };
-    if let Err(why) = check_https(&url) {
+    if !allowed_url(&url) {
         diags
-            .error(&path, line, format!("{path} {why}, found {text:?}"))
+            .error(&path, line, format!("{path} must be an https URL, found {text:?}"))
             .hint("use https://; plain http is only accepted for 127.0.0.1, [::1] or localhost");
         return None;
     }
     Some(url)
-}
-
-/// https, or http to this machine only (development and tests).
-pub fn check_https(url: &Url) -> Result<(), &'static str> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
-        "http" => Err("must use https (plain http is only for loopback addresses)"),
-        _ => Err("must be an https URL"),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// docker_auth: "Must end with '/<section>' prefix" — the callback is the section's route.
@@ -278,75 +250,6 @@ fn read_grant_type(s: &mut Section<'_>, diags: &mut Diagnostics) {
     }
 }
 
-/// The token DB subsection: which one (at most one), with docker_auth's required keys.
-fn read_token_db(s: &mut Section<'_>, diags: &mut Diagnostics) -> (TokenDbConfig, Option<u32>) {
-    let present: Vec<&str> = TOKEN_DB_KEYS.iter().copied().filter(|k| s.has_value(k)).collect();
-    if present.len() > 1 {
-        diags
-            .error(&s.path, s.line, format!("{} has more than one token DB: {}", s.path, present.join(", ")))
-            .hint("keep one of level_token_db, redis_token_db");
-    }
-    let mut db = TokenDbConfig::Store;
-    let mut cost = None;
-    if let Some(node) = s.node("gcs_token_db") {
-        let path = s.child_path("gcs_token_db");
-        diags
-            .error(&path, node.line, format!("{path}: Google Cloud Storage token DBs are not available in registry-auth"))
-            .hint("use redis_token_db or level_token_db, or drop the subsection to keep the records in the store: section");
-    }
-    if let Some(node) = s.node("level_token_db") {
-        let path = s.child_path("level_token_db");
-        if let Some(mut sub) = Section::of(node, &path, diags) {
-            let line = sub.node("path").map_or(sub.line, |n| n.line);
-            match sub.string("path", diags).filter(|p| !p.is_empty()) {
-                Some(p) => db = TokenDbConfig::Level { path: p, line },
-                None => {
-                    diags
-                        .error(sub.child_path("path"), line, format!("{path}.path is required"))
-                        .hint("set path: to docker_auth's token DB directory");
-                }
-            }
-            cost = read_cost(&mut sub, diags);
-            sub.warn_unknown(&["path", "token_hash_cost"], diags);
-        }
-    }
-    if let Some(node) = s.node("redis_token_db") {
-        let path = s.child_path("redis_token_db");
-        if let Some(mut sub) = Section::of(node, &path, diags) {
-            if !sub.has_value("redis_options") && !sub.has_value("redis_cluster_options") {
-                diags
-                    .error(&path, sub.line, format!("{path}.{{redis_options,redis_cluster_options}} is required"))
-                    .hint("set redis_options: {addr: host:6379} or redis_cluster_options: {addrs: [...]}");
-            }
-            // The connection itself is the `store:` section's (one Redis client per process).
-            sub.node("redis_options");
-            sub.node("redis_cluster_options");
-            db = TokenDbConfig::Redis { line: sub.line };
-            cost = read_cost(&mut sub, diags);
-            sub.warn_unknown(&["redis_options", "redis_cluster_options", "token_hash_cost"], diags);
-        }
-    }
-    (db, cost)
-}
-
-fn read_cost(sub: &mut Section<'_>, diags: &mut Diagnostics) -> Option<u32> {
-    let line = sub.node("token_hash_cost").map_or(sub.line, |n| n.line);
-    let cost = sub.int("token_hash_cost", diags)?;
-    if cost == 0 {
-        return None;
-    }
-    match u32::try_from(cost) {
-        Ok(c) if (4..=31).contains(&c) => Some(c),
-        _ => {
-            let path = sub.child_path("token_hash_cost");
-            diags
-                .error(&path, line, format!("{path} must be a bcrypt cost from 4 to 31, found {cost}"))
-                .hint("leave it out for the default (10)");
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +271,7 @@ mod tests {
         assert_eq!(c.api_uri.as_str(), "https://api.github.com/");
         assert_eq!(c.http_timeout, Duration::from_secs(10));
         assert_eq!(c.revalidate_after, Duration::from_secs(3600));
-        assert_eq!(c.token_db, TokenDbConfig::Store);
+        assert_eq!(c.token_db, TokenDb::Store);
     }
 
     #[test]
@@ -426,7 +329,7 @@ mod tests {
         assert!(d.errors.is_empty(), "{:?}", d.errors);
         let c = c.unwrap();
         assert_eq!(c.client_secret.expose(), "s3cret");
-        assert_eq!(c.token_db, TokenDbConfig::Level { path: "/x".into(), line: 5 });
+        assert_eq!(c.token_db, TokenDb::FreshLevel { path: "/x".into() });
         assert_eq!(c.token_hash_cost, Some(5));
         let text = "github_auth:\n  client_id: a\n  client_secret_file: /nonexistent/x\n";
         let (_, d) = load(text, ForgeKind::GitHub);

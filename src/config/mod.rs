@@ -24,6 +24,7 @@ pub mod server;
 pub mod store;
 pub mod token;
 pub mod users;
+pub mod web_signin;
 pub mod xorm;
 pub mod yaml;
 
@@ -67,6 +68,8 @@ pub struct Config {
     pub lockout: LockoutConfig,
     /// Our addition: caps on what one request and one client may ask for.
     pub limits: LimitsConfig,
+    /// docker_auth's web sign-in sections (`google_auth`, `oidc_auth`...).
+    pub web_signin: web_signin::WebSignInConfig,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -81,8 +84,6 @@ pub struct Backends {
     pub casbin_authz: Option<casbin::CasbinConfig>,
     pub xorm_auth: Option<XormAuthConfig>,
     pub acl_xorm: Option<AclXormConfig>,
-    pub github_auth: Option<ForgeConfig>,
-    pub gitlab_auth: Option<ForgeConfig>,
 }
 
 /// Authentication sections in docker_auth's chain order.
@@ -100,7 +101,6 @@ const AUTHN_SECTIONS: &[&str] = &[
 ];
 /// Authorization sections in chain order; `casbin_authz` does not count (docker_auth quirk).
 const AUTHZ_SECTIONS: &[&str] = &["acl", "acl_mongo", "acl_xorm", "ext_authz", "plugin_authz"];
-const NOT_YET: &[&str] = &["google_auth", "github_auth", "oidc_auth", "gitlab_auth"];
 /// Go plugins (`.so`) can only be loaded by a Go program.
 const GO_PLUGINS: &[(&str, &str)] = &[("plugin_authn", "ext_auth"), ("plugin_authz", "ext_authz")];
 
@@ -145,11 +145,9 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
             .hint("add a users: section (users: {} denies everyone)");
     });
     let ext_auth = ext::read(&mut top, "ext_auth", &mut diags);
-    let github_auth = forge::read(&mut top, ForgeKind::GitHub, &mut diags);
-    let gitlab_auth = forge::read(&mut top, ForgeKind::GitLab, &mut diags);
     let mongo_auth = mongo::read_auth(&mut top, &mut diags);
     let xorm_auth = xorm::read_auth(&mut top, &mut diags);
-    reject_not_yet_supported(&mut top, &mut diags);
+    let web_signin = web_signin::read(&mut top, &mut diags);
     reject_go_plugins(&mut top, &mut diags);
     let ldap = ldap::read(&mut top, &mut diags);
     let acl = acl::read(&mut top, &mut diags);
@@ -176,22 +174,13 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let credential_cache = cache::read(&mut top, &mut diags);
     let identity_tokens = identity::read(&mut top, &mut diags);
     let store = store::read(&mut top, &mut diags);
+    web_signin::check_token_dbs(&web_signin, &store, &mut diags);
     let lockout = lockout::read(&mut top, &mut diags);
     let limits = limits::read(&mut top, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
-            let backends = Backends {
-                ext_auth,
-                ext_authz,
-                mongo_auth,
-                acl_mongo,
-                casbin_authz,
-                xorm_auth,
-                acl_xorm,
-                github_auth,
-                gitlab_auth,
-            };
+            let backends = Backends { ext_auth, ext_authz, mongo_auth, acl_mongo, casbin_authz, xorm_auth, acl_xorm };
             let warnings = diags.warnings;
             Ok(Config {
                 server,
@@ -206,6 +195,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
                 limits,
                 store,
                 lockout,
+                web_signin,
                 warnings,
             })
         }
@@ -234,7 +224,7 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 fn known_top_level() -> Vec<&'static str> {
     let mut known =
         vec!["server", "token", "credential_cache", "identity_tokens", "casbin_authz", "limits", "store", "lockout"];
-    known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
+    known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS));
     known.sort_unstable();
     known.dedup();
     known
@@ -249,16 +239,6 @@ fn check_sections_present(
 ) {
     if !sections.iter().any(|s| top.has_value(s)) {
         report(diags);
-    }
-}
-
-fn reject_not_yet_supported(top: &mut Section<'_>, diags: &mut Diagnostics) {
-    for section in NOT_YET {
-        if let Some(node) = top.node(section) {
-            diags.error(*section, node.line, format!("{section} is not supported yet by registry-auth")).hint(format!(
-                "remove the {section} section or keep docker_auth for it; supported now: users, ext_auth, ldap_auth, mongo_auth, xorm_auth, acl, acl_mongo, acl_xorm, ext_authz, casbin_authz"
-            ));
-        }
     }
 }
 

@@ -46,7 +46,10 @@ async fn route(req: &HttpRequest, payload: web::Payload, state: &AppState) -> (&
     };
     let routes = &state.routes;
     if path == routes.index {
-        ("index", index(state))
+        match &state.web {
+            Some(web) => ("index", web.index()),
+            None => ("index", index(state)),
+        }
     } else if path == routes.auth || path == routes.auth_token {
         let response = match body::read(req, payload).await {
             Ok(body) => token(req, &body, state).await,
@@ -59,6 +62,12 @@ async fn route(req: &HttpRequest, payload: web::Payload, state: &AppState) -> (&
         ("readyz", ready(state).await)
     } else if path == routes.metrics {
         ("metrics", metrics_page(state).await)
+    } else if let Some(web) = state.web.as_ref().filter(|web| web.owns(&path)) {
+        let response = match body::read(req, payload).await {
+            Ok(body) => web.handle(req, &path, &body).await,
+            Err(e) => e.response(),
+        };
+        ("web_signin", response)
     } else {
         ("other", text(StatusCode::NOT_FOUND, "Not found\n".to_string()))
     }

@@ -53,6 +53,8 @@ pub struct AppState {
     pub real_ip: RealIp,
     /// `limits.max_scopes` and `limits.max_scope_length`.
     pub scope_limits: crate::scope::ScopeLimits,
+    /// docker_auth's browser sign-in (`google_auth`, `oidc_auth`...), when configured.
+    pub web: Option<Arc<crate::web::WebSignIn>>,
 }
 
 /// The current state; a reload swaps it while requests in flight keep the one they took.

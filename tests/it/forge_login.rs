@@ -11,7 +11,7 @@ use registry_auth::authn::oidc::gitlab::GitLab;
 use registry_auth::authn::oidc::provider::{
     AuthorizeRequest, Callback, ProviderError, Revalidation, SignedIn, TokenRecord, WebProvider,
 };
-use registry_auth::config::forge::TokenDbConfig;
+use registry_auth::config::web_signin::TokenDb;
 use registry_auth::config::{ForgeConfig, ForgeKind};
 use registry_auth::secret::Secret;
 use sha2::{Digest, Sha256};
@@ -42,7 +42,7 @@ fn config(forge: &Forge, kind: ForgeKind, organization: Option<&str>) -> ForgeCo
         http_timeout: TIMEOUT,
         revalidate_after: Duration::from_secs(3600),
         registry_url: None,
-        token_db: TokenDbConfig::Store,
+        token_db: TokenDb::Store,
         token_hash_cost: None,
     }
 }

@@ -35,4 +35,5 @@ mod stored_creds;
 mod support;
 mod tls_resumption;
 mod token_keys;
+mod web_signin;
 mod xorm;

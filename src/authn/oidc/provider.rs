@@ -84,6 +84,11 @@ pub trait WebProvider: Send + Sync {
     fn name(&self) -> &'static str;
     /// What the index page's link says ("Sign in with GitHub").
     fn display_name(&self) -> &str;
+    /// Called by the flow before [`WebProvider::authorize_url`]: a provider that must learn
+    /// its endpoints first (OIDC discovery) does it here. Default: nothing to do.
+    async fn prepare(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
     /// Where to send the browser.
     fn authorize_url(&self, request: &AuthorizeRequest) -> Url;
     /// Exchanges the callback's code and verifies the identity.

@@ -14,6 +14,7 @@ pub mod forge;
 pub mod http;
 pub mod mongo;
 pub mod oci;
+pub mod oidc_provider;
 pub mod pebble;
 pub mod ports;
 pub mod process;
