@@ -27,7 +27,7 @@ use crate::authz::{Authorizer, AuthzChain};
 use crate::config::{Config, Diagnostic, Diagnostics, ForgeConfig, ForgeKind};
 use crate::http::{AppState, RealIp, Routes};
 use crate::identity::lockout::Lockout;
-use crate::identity::Identity;
+use crate::identity::{Identity, SecretHasher};
 use crate::mongo::Clients;
 use crate::service::AuthService;
 use crate::sql::Pools;
@@ -99,7 +99,10 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         x5c: config.token.x5c,
     };
     registry_compat_warnings(config, &key, &published, &mut diags);
-    let identity = store.persistent().then(|| Arc::new(Identity::new(store.clone(), config.identity_tokens.clone())));
+    let identity = store.persistent().then(|| {
+        let hasher = Arc::new(SecretHasher::for_store(&config.store, store.clone()));
+        Arc::new(Identity::new(store.clone(), hasher, config.identity_tokens.clone()))
+    });
     let web = (!web_providers.is_empty()).then(|| {
         Arc::new(WebSignIn {
             providers: web_providers,

@@ -49,6 +49,12 @@ struct Inner {
     lockouts: BTreeMap<&'static str, u64>,
     lockout_store_errors: BTreeMap<&'static str, u64>,
     bcrypt_jobs: BTreeMap<&'static str, u64>,
+    /// Identity tokens by outcome (`issued`, `exchanged`), refusals by reason, and tokens
+    /// the server revoked itself, by why; robot logins by result. No account label.
+    identity_tokens: BTreeMap<&'static str, u64>,
+    identity_tokens_refused: BTreeMap<&'static str, u64>,
+    identity_tokens_revoked: BTreeMap<&'static str, u64>,
+    robot_logins: BTreeMap<&'static str, u64>,
 }
 
 /// The metrics registry. Cheap to update: one short mutex section per observation, no allocation.
@@ -130,6 +136,29 @@ impl Metrics {
         self.with(|m| *m.bcrypt_jobs.entry(result).or_default() += 1);
     }
 
+    /// An identity token `issued` (password login with offline access) or `exchanged`.
+    pub fn identity_token(&self, outcome: &'static str) {
+        self.with(|m| *m.identity_tokens.entry(outcome).or_default() += 1);
+    }
+
+    /// A refresh grant refused: `malformed`, `unknown_or_revoked`, `expired`, `idle`,
+    /// `account_gone` (400 invalid_grant) or `store_unavailable` (500).
+    pub fn identity_token_refused(&self, reason: &'static str) {
+        self.with(|m| *m.identity_tokens_refused.entry(reason).or_default() += 1);
+    }
+
+    /// A token the server removed itself: `idle` or `over_limit` (CLI revocations are
+    /// audit events of the CLI process; the next use is `refused{reason="unknown_or_revoked"}`).
+    pub fn identity_token_revoked(&self, why: &'static str) {
+        self.with(|m| *m.identity_tokens_revoked.entry(why).or_default() += 1);
+    }
+
+    /// A robot login: `allowed`, `refused` (unknown, expired, revoked or wrong secret,
+    /// deliberately alike) or `store_unavailable`.
+    pub fn robot_login(&self, result: &'static str) {
+        self.with(|m| *m.robot_logins.entry(result).or_default() += 1);
+    }
+
     /// The text exposition; `cert_expiry` is seconds until the signing certificate expires.
     pub fn render(&self, cert_expiry: Option<i64>) -> String {
         let mut out = String::new();
@@ -186,6 +215,7 @@ impl Metrics {
                 &labelled(&cache, |result| vec![result.to_string()]),
             );
             render_lockout(&mut out, m);
+            render_stored_credentials(&mut out, m);
             counter(
                 &mut out,
                 "registry_auth_bcrypt_jobs_total",
@@ -238,6 +268,45 @@ fn render_lockout(out: &mut String, m: &Inner) {
         "Brute-force checks or counts skipped because the store did not answer.",
         &["operation"],
         &by(&errors),
+    );
+}
+
+fn render_stored_credentials(out: &mut String, m: &Inner) {
+    let with = |map: &BTreeMap<&'static str, u64>, keys: &[&'static str]| {
+        let mut map = map.clone();
+        for k in keys {
+            map.entry(k).or_default();
+        }
+        labelled(&map, |k| vec![k.to_string()])
+    };
+    counter(
+        out,
+        "registry_auth_identity_tokens_total",
+        "Identity tokens issued (password login asking for offline access) and exchanged (refresh grant accepted).",
+        &["outcome"],
+        &with(&m.identity_tokens, &["issued", "exchanged"]),
+    );
+    let reasons = ["malformed", "unknown_or_revoked", "expired", "idle", "account_gone", "store_unavailable"];
+    counter(
+        out,
+        "registry_auth_identity_tokens_refused_total",
+        "Refresh grants refused, by reason.",
+        &["reason"],
+        &with(&m.identity_tokens_refused, &reasons),
+    );
+    counter(
+        out,
+        "registry_auth_identity_tokens_revoked_total",
+        "Identity tokens the server removed itself: idle too long, or an account's oldest beyond its limit.",
+        &["reason"],
+        &with(&m.identity_tokens_revoked, &["idle", "over_limit"]),
+    );
+    counter(
+        out,
+        "registry_auth_robot_logins_total",
+        "Robot logins: allowed, refused (unknown, expired, revoked or wrong secret alike), store_unavailable.",
+        &["result"],
+        &with(&m.robot_logins, &["allowed", "refused", "store_unavailable"]),
     );
 }
 

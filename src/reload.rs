@@ -71,7 +71,7 @@ impl Reloader {
 
     fn load_and_swap(&self, trigger: Trigger) -> bool {
         let file = self.path.display().to_string();
-        let config = match config::load(&self.path) {
+        let mut config = match config::load(&self.path) {
             Ok(config) => config,
             Err(e) => {
                 tracing::error!(?trigger, "config reload failed, keeping the running config: {e}");
@@ -82,6 +82,8 @@ impl Reloader {
         let running = self.handle.current();
         if config.store != self.store {
             tracing::warn!("store: settings changed; they take effect after a restart");
+            // Keep the running store's settings, its hash key among them.
+            config.store = self.store.clone();
         }
         let built = match app::build_with(&config, running.service.store.clone()) {
             Ok(built) => built,

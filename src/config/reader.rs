@@ -128,7 +128,9 @@ fn type_error(node: &Node, path: &str, wanted: &str, diags: &mut Diagnostics) {
         NodeKind::Seq(_) => "a list".to_string(),
         NodeKind::Map(_) => "a mapping".to_string(),
     };
-    diags.error(path, node.line, format!("{path} must be {wanted}, found {found}"));
+    diags
+        .error(path, node.line, format!("{path} must be {wanted}, found {found}"))
+        .hint(format!("write {wanted} here"));
 }
 
 pub fn to_string(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<String> {

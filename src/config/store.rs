@@ -15,7 +15,12 @@
 //!     key_prefix: ""           # docker_auth's token DB uses none
 //!     timeout: 2s
 //! # or a Redis Cluster: `redis_cluster:` with `addrs: [...]` and the same keys but db.
+//! # with any engine, optionally:
+//!   hash_key_file: /run/secrets/registry-auth-hash-key   # 64+ hex digits: openssl rand -hex 32
 //! ```
+//! `hash_key_file` is the key of the hash under which issued secrets are stored
+//! (`identity::secret_hasher`); without it the embedded engine creates `<path>/hash.key`
+//! and Redis keeps the key in a record of its own.
 //! Without the section the memory engine is used (counts in this process only).
 //! Files it names are read here, at load and on every reload.
 use std::path::PathBuf;
@@ -23,6 +28,7 @@ use std::time::Duration;
 
 use super::diag::Diagnostics;
 use super::reader::{parse_go_duration, Section};
+use crate::identity::secret_hasher::HashKey;
 use crate::secret::Secret;
 
 /// Which engine, and its settings.
@@ -39,6 +45,8 @@ pub enum StoreConfig {
 pub struct EmbeddedConfig {
     /// The directory holding `store.redb` and `admin.sock`.
     pub path: PathBuf,
+    /// `store.hash_key_file`, read; `None`: `<path>/hash.key`, created on first use.
+    pub hash_key: Option<HashKey>,
     pub line: usize,
 }
 
@@ -58,6 +66,8 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Limit for connecting and for each command.
     pub timeout: Duration,
+    /// `store.hash_key_file`, read; `None`: the key lives in Redis (record `hash-key`).
+    pub hash_key: Option<HashKey>,
     pub line: usize,
 }
 
@@ -71,15 +81,17 @@ impl RedisConfig {
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-const KNOWN: &[&str] = &["path", "redis", "redis_cluster"];
+const ENGINES: &[&str] = &["path", "redis", "redis_cluster"];
+const KNOWN: &[&str] = &["path", "redis", "redis_cluster", "hash_key_file"];
 const REDIS_KEYS: &[&str] = &["addr", "db", "username", "password_file", "tls", "ca_file", "key_prefix", "timeout"];
 const CLUSTER_KEYS: &[&str] = &["addrs", "username", "password_file", "tls", "ca_file", "key_prefix", "timeout"];
 
 pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> StoreConfig {
     let Some(node) = root.node("store") else { return StoreConfig::Memory };
     let Some(mut s) = Section::of(node, "store", diags) else { return StoreConfig::Memory };
-    let present: Vec<&str> = KNOWN.iter().copied().filter(|k| s.has_value(k)).collect();
-    let config = match present.as_slice() {
+    let present: Vec<&str> = ENGINES.iter().copied().filter(|k| s.has_value(k)).collect();
+    let hash_key = read_hash_key(&mut s, diags);
+    let mut config = match present.as_slice() {
         ["path"] => read_embedded(&mut s, diags),
         ["redis"] => read_redis(&mut s, "redis", diags),
         ["redis_cluster"] => read_redis(&mut s, "redis_cluster", diags),
@@ -97,7 +109,26 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> StoreConfig {
         }
     };
     s.warn_unknown(KNOWN, diags);
+    match &mut config {
+        Some(StoreConfig::Embedded(e)) => e.hash_key = hash_key,
+        Some(StoreConfig::Redis(r)) => r.hash_key = hash_key,
+        _ => {}
+    }
     config.unwrap_or_default()
+}
+
+/// `store.hash_key_file`: the file must exist and hold at least 256 bits as hex.
+fn read_hash_key(s: &mut Section<'_>, diags: &mut Diagnostics) -> Option<HashKey> {
+    let line = s.node("hash_key_file").map_or(s.line, |n| n.line);
+    let bytes = read_file(s, "hash_key_file", diags)?;
+    let file = s.string("hash_key_file", diags).unwrap_or_default();
+    let key = std::str::from_utf8(&bytes).ok().and_then(HashKey::from_hex);
+    if key.is_none() {
+        diags
+            .error("store.hash_key_file", line, format!("{file} does not hold a hex key of at least 256 bits"))
+            .hint(format!("create one with: openssl rand -hex 32 > {file} && chmod 600 {file}"));
+    }
+    key
 }
 
 fn read_embedded(s: &mut Section<'_>, diags: &mut Diagnostics) -> Option<StoreConfig> {
@@ -107,7 +138,7 @@ fn read_embedded(s: &mut Section<'_>, diags: &mut Diagnostics) -> Option<StoreCo
         diags.error("store.path", line, "store.path is empty").hint("name a directory, e.g. path: data");
         return None;
     }
-    Some(StoreConfig::Embedded(EmbeddedConfig { path: PathBuf::from(path), line }))
+    Some(StoreConfig::Embedded(EmbeddedConfig { path: PathBuf::from(path), hash_key: None, line }))
 }
 
 fn read_redis(parent: &mut Section<'_>, key: &str, diags: &mut Diagnostics) -> Option<StoreConfig> {
@@ -138,6 +169,7 @@ fn read_redis(parent: &mut Section<'_>, key: &str, diags: &mut Diagnostics) -> O
         ca_pem,
         key_prefix,
         timeout,
+        hash_key: None,
         line: s.line,
     }))
 }

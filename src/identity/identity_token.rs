@@ -8,13 +8,17 @@
 //! `it-all` lists every token, `it-acct:<sha256(account)>` one account's (at most
 //! [`MAX_PER_ACCOUNT`]: each `docker login` makes a new one). Nothing is cached in the
 //! process: a revocation is seen by every replica on its next request.
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::audit;
 use super::issued_secret::{self, Kind, RngError};
 use super::records::{get_number, now_unix, secs, ttl_until, MAX_LISTED};
+use super::secret_hasher::SecretHasher;
+use crate::metrics;
 use crate::request::Labels;
 use crate::store::{SharedStore, StoreError, StoreExt as _};
 
@@ -63,6 +67,13 @@ pub struct TokenInfo {
     pub last_used: Option<i64>,
 }
 
+/// A token that may be exchanged: its id (as listed) and record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeemed {
+    pub id: String,
+    pub record: TokenRecord,
+}
+
 /// Why a presented token grants nothing; all are `invalid_grant` to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
@@ -81,6 +92,16 @@ impl Rejected {
             Rejected::Idle => "refresh token unused for too long",
         }
     }
+
+    /// The `reason` label of the refusal metric and the audit line.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejected::Malformed => "malformed",
+            Rejected::Unknown => "unknown_or_revoked",
+            Rejected::Expired => "expired",
+            Rejected::Idle => "idle",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +114,7 @@ pub enum IssueError {
 
 pub struct IdentityTokens {
     store: SharedStore,
+    hasher: Arc<SecretHasher>,
     config: IdentityTokenConfig,
 }
 
@@ -114,20 +136,20 @@ fn account_index(account: &str) -> String {
 }
 
 impl IdentityTokens {
-    pub fn new(store: SharedStore, config: IdentityTokenConfig) -> IdentityTokens {
-        IdentityTokens { store, config }
+    pub fn new(store: SharedStore, hasher: Arc<SecretHasher>, config: IdentityTokenConfig) -> IdentityTokens {
+        IdentityTokens { store, hasher, config }
     }
 
-    /// Issues a token for an account that just proved its password.
+    /// Issues a token for an account that just proved its password; returns it and its id.
     pub async fn issue(
         &self,
         account: &str,
         backend: &str,
         labels: Option<Labels>,
         client_id: &str,
-    ) -> Result<String, IssueError> {
+    ) -> Result<(String, String), IssueError> {
         let token = issued_secret::generate(Kind::IdentityToken)?;
-        let digest = issued_secret::digest(Kind::IdentityToken, &token);
+        let digest = self.hasher.digest(Kind::IdentityToken, &token).await?;
         let now = now_unix();
         let expires = now.saturating_add(secs(self.config.lifetime));
         let record = TokenRecord {
@@ -145,18 +167,16 @@ impl IdentityTokens {
         self.store.put_json(&record_key(&digest), &record, ttl).await?;
         self.store.index_add(ALL_INDEX, &digest, ttl).await?;
         self.store.index_add(&account_index(account), &digest, ttl).await?;
-        Ok(token)
+        Ok((token, digest.chars().take(ID_LEN).collect()))
     }
 
     /// The record of a presented token, after checking expiry and idleness and recording
     /// the use; `Err(Rejected)` for anything that must not be exchanged.
-    pub async fn redeem(&self, token: &str) -> Result<Result<TokenRecord, Rejected>, StoreError> {
+    pub async fn redeem(&self, token: &str) -> Result<Result<Redeemed, Rejected>, StoreError> {
         if !issued_secret::well_formed(Kind::IdentityToken, token) {
             return Ok(Err(Rejected::Malformed));
         }
-        let digest = issued_secret::digest(Kind::IdentityToken, token);
-        let key = record_key(&digest);
-        let Some(record) = self.store.get_json::<TokenRecord>(&key).await? else { return Ok(Err(Rejected::Unknown)) };
+        let Some((digest, record)) = self.find(token).await? else { return Ok(Err(Rejected::Unknown)) };
         let now = now_unix();
         if record.expires <= now {
             return Ok(Err(Rejected::Expired));
@@ -164,12 +184,26 @@ impl IdentityTokens {
         let Some(last_used) = get_number(&self.store, &used_key(&digest)).await? else {
             // Idle beyond the timeout: the use record expired. Drop the token itself too.
             self.remove(&digest, &record.account).await?;
+            removed(&digest, &record.account, "idle");
             return Ok(Err(Rejected::Idle));
         };
         if now - last_used >= TOUCH_INTERVAL_SECS {
             self.write_use(&digest, now, record.expires).await?;
         }
-        Ok(Ok(record))
+        Ok(Ok(Redeemed { id: digest.chars().take(ID_LEN).collect(), record }))
+    }
+
+    /// The digest and record of `token`: under the keyed hash, or, for tokens issued
+    /// before it, under the plain SHA-256 of the secret (they keep working until they expire).
+    async fn find(&self, token: &str) -> Result<Option<(String, TokenRecord)>, StoreError> {
+        let keyed = self.hasher.digest(Kind::IdentityToken, token).await?;
+        let legacy = issued_secret::legacy_digest(Kind::IdentityToken, token);
+        for digest in [keyed, legacy] {
+            if let Some(record) = self.store.get_json::<TokenRecord>(&record_key(&digest)).await? {
+                return Ok(Some((digest, record)));
+            }
+        }
+        Ok(None)
     }
 
     async fn write_use(&self, digest: &str, now: i64, expires: i64) -> Result<(), StoreError> {
@@ -187,6 +221,7 @@ impl IdentityTokens {
         let tokens = self.list(Some(account)).await?;
         for oldest in tokens.iter().take((tokens.len() + 1).saturating_sub(MAX_PER_ACCOUNT)) {
             self.remove(&oldest.digest, account).await?;
+            removed(&oldest.digest, account, "over_limit");
         }
         Ok(())
     }
@@ -230,6 +265,23 @@ impl IdentityTokens {
     }
 }
 
+/// A token the server itself removed (`idle`, or `over_limit`: the account's oldest
+/// beyond [`MAX_PER_ACCOUNT`]): a revocation, audited and counted.
+fn removed(digest: &str, account: &str, why: &'static str) {
+    metrics::global().identity_token_revoked(why);
+    let id: String = digest.chars().take(ID_LEN).collect();
+    let event = audit::Event {
+        event: "identity_token_revoked",
+        outcome: "revoked",
+        account,
+        credential: "identity_token",
+        id: &id,
+        detail: why,
+        ..Default::default()
+    };
+    audit::log(&event, "identity token removed by the server");
+}
+
 /// A listed token with its full digest (which only this module needs).
 pub struct Listed {
     digest: String,
@@ -256,16 +308,19 @@ mod tests {
 
     fn tokens() -> (SharedStore, IdentityTokens) {
         let store: SharedStore = Arc::new(MemoryStore::new());
-        (store.clone(), IdentityTokens::new(store, IdentityTokenConfig::default()))
+        let hasher = Arc::new(SecretHasher::in_store(store.clone()));
+        (store.clone(), IdentityTokens::new(store, hasher, IdentityTokenConfig::default()))
     }
 
     #[tokio::test]
     async fn issue_redeem_list_revoke() {
         let (_, t) = tokens();
-        let a = t.issue("alice", "static", None, "docker").await.unwrap();
-        let b = t.issue("alice", "ldap", Some(Labels::new()), "containerd-client").await.unwrap();
-        let c = t.issue("bob", "static", None, "docker").await.unwrap();
-        let record = t.redeem(&a).await.unwrap().unwrap();
+        let (a, a_id) = t.issue("alice", "static", None, "docker").await.unwrap();
+        let (b, _) = t.issue("alice", "ldap", Some(Labels::new()), "containerd-client").await.unwrap();
+        let (c, _) = t.issue("bob", "static", None, "docker").await.unwrap();
+        let redeemed = t.redeem(&a).await.unwrap().unwrap();
+        assert_eq!(redeemed.id, a_id);
+        let record = redeemed.record;
         assert_eq!(
             (record.account.as_str(), record.backend.as_str(), record.client_id.as_str()),
             ("alice", "static", "docker")
@@ -285,10 +340,33 @@ mod tests {
     #[tokio::test]
     async fn a_token_whose_use_record_expired_is_idle_and_removed() {
         let (store, t) = tokens();
-        let token = t.issue("alice", "static", None, "").await.unwrap();
-        let digest = issued_secret::digest(Kind::IdentityToken, &token);
+        let (token, _) = t.issue("alice", "static", None, "").await.unwrap();
+        let digest = t.hasher.digest(Kind::IdentityToken, &token).await.unwrap();
         assert!(store.delete(&used_key(&digest)).await.unwrap());
         assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Idle));
+        assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Unknown));
+    }
+
+    #[tokio::test]
+    async fn a_token_stored_under_plain_sha256_still_works() {
+        let (store, t) = tokens();
+        let token = issued_secret::generate(Kind::IdentityToken).unwrap();
+        let digest = issued_secret::legacy_digest(Kind::IdentityToken, &token);
+        let now = now_unix();
+        let record = TokenRecord {
+            account: "old".into(),
+            backend: "static".into(),
+            labels: None,
+            client_id: String::new(),
+            created: now,
+            expires: now + 3600,
+        };
+        store.put_json(&record_key(&digest), &record, None).await.unwrap();
+        store.put(&used_key(&digest), now.to_string().as_bytes(), None).await.unwrap();
+        store.index_add(&account_index("old"), &digest, None).await.unwrap();
+        let redeemed = t.redeem(&token).await.unwrap().unwrap();
+        assert_eq!((redeemed.record, redeemed.id), (record, digest[..ID_LEN].to_string()));
+        assert_eq!(t.revoke(&Selector::Account("old".into())).await.unwrap().len(), 1);
         assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Unknown));
     }
 
@@ -297,7 +375,7 @@ mod tests {
         let (_, t) = tokens();
         let mut issued = Vec::new();
         for _ in 0..=MAX_PER_ACCOUNT {
-            issued.push(t.issue("ci", "static", None, "").await.unwrap());
+            issued.push(t.issue("ci", "static", None, "").await.unwrap().0);
         }
         assert_eq!(t.list(Some("ci")).await.unwrap().len(), MAX_PER_ACCOUNT);
         let mut refused = 0;

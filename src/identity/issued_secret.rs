@@ -1,7 +1,8 @@
-//! Secrets we issue (identity tokens, robot secrets): 256 random bits from the OS RNG,
-//! a recognisable prefix, and the SHA-256 digest the store keeps instead of the secret.
-//! A 256-bit random value cannot be guessed from its digest, so reading the store never
-//! lets anyone log in; bcrypt (for human passwords) would only cost every login time.
+//! Secrets we issue (identity tokens, robot secrets): 256 random bits from the OS RNG and
+//! a recognisable prefix. The store keeps their keyed hash ([`super::secret_hasher`]);
+//! bcrypt (for human passwords) would only cost every login time, as a 256-bit random
+//! value cannot be guessed from any hash of it. [`legacy_digest`] is the plain SHA-256
+//! of records written before the keyed hash, still accepted.
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
@@ -48,9 +49,14 @@ pub fn well_formed(kind: Kind, text: &str) -> bool {
     })
 }
 
-/// Lower-case hex SHA-256 of kind and secret: the store key of an identity token, the
-/// stored check value of a robot.
-pub fn digest(kind: Kind, secret: &str) -> String {
+/// The text hashed before a secret, so that one kind can never stand in for another.
+pub(crate) fn domain(kind: Kind) -> &'static str {
+    kind.prefix()
+}
+
+/// Lower-case hex SHA-256 of kind and secret: how records written before the keyed hash
+/// name an identity token and check a robot's secret.
+pub fn legacy_digest(kind: Kind, secret: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(kind.prefix().as_bytes());
     hasher.update([0u8]);
@@ -63,7 +69,7 @@ pub fn digests_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -84,8 +90,8 @@ mod tests {
         assert_ne!(a, b);
         assert!(well_formed(Kind::IdentityToken, &a));
         assert!(!well_formed(Kind::Robot, &a));
-        assert_ne!(digest(Kind::IdentityToken, &a), digest(Kind::Robot, &a));
-        assert_eq!(digest(Kind::Robot, "x").len(), 64);
+        assert_ne!(legacy_digest(Kind::IdentityToken, &a), legacy_digest(Kind::Robot, &a));
+        assert_eq!(legacy_digest(Kind::Robot, "x").len(), 64);
     }
 
     #[test]
@@ -99,9 +105,9 @@ mod tests {
 
     #[test]
     fn digest_comparison() {
-        let d = digest(Kind::Robot, "s");
-        assert!(digests_equal(&d, &digest(Kind::Robot, "s")));
-        assert!(!digests_equal(&d, &digest(Kind::Robot, "t")));
+        let d = legacy_digest(Kind::Robot, "s");
+        assert!(digests_equal(&d, &legacy_digest(Kind::Robot, "s")));
+        assert!(!digests_equal(&d, &legacy_digest(Kind::Robot, "t")));
         assert!(!digests_equal(&d, &d[1..]));
     }
 }

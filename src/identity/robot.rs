@@ -7,13 +7,14 @@
 //! the ACL is `robot$NAME` with labels `kind: [robot]` and `robot: [NAME]`, and what the
 //! ACL grants is further cut down to the robot's own scopes.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::issued_secret::{self, Kind, RngError};
 use super::records::{get_number, now_unix, secs, ttl_until, MAX_LISTED};
+use super::secret_hasher::SecretHasher;
 use crate::authz::pattern::glob::glob_match;
 use crate::request::{Labels, Scope};
 use crate::scope::parse_scopes;
@@ -26,11 +27,17 @@ const MAX_NAME_LEN: usize = 64;
 const MAX_SCOPES: usize = 32;
 const MAX_DESCRIPTION_LEN: usize = 256;
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+/// The `hash` of records whose digest is the keyed hash.
+pub const KEYED_HASH: &str = "hmac-sha256";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RobotRecord {
     pub name: String,
     pub secret_digest: String,
+    /// How `secret_digest` was made: [`KEYED_HASH`], or absent for the plain SHA-256 of
+    /// records written before the keyed hash (still accepted).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
     /// `type:name-glob:actions`, e.g. `repository:team/*:pull,push`.
     pub scopes: Vec<String>,
     #[serde(default)]
@@ -136,7 +143,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 fn parse_scope(text: &str) -> Result<RobotScope, RobotError> {
-    let bad = |why: &str| RobotError::BadScope(text.to_string(), why.to_string());
+    let bad = |why: &str| RobotError::BadScope(shown(text), why.to_string());
     if text.contains(' ') || text.is_empty() {
         return Err(bad("one scope per --scope, without spaces"));
     }
@@ -151,6 +158,14 @@ fn parse_scope(text: &str) -> Result<RobotScope, RobotError> {
         name_glob: scope.name.clone(),
         actions: scope.actions.clone(),
     })
+}
+
+/// Client text as an error shows it: at most 80 characters (the rest elided).
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
 }
 
 fn record_key(name: &str) -> String {
@@ -171,6 +186,7 @@ fn ttl_of(record: &RobotRecord) -> Option<Duration> {
 
 pub struct Robots {
     store: SharedStore,
+    hasher: Arc<SecretHasher>,
     /// When this process last wrote each robot's use (bounded by the number of robots).
     touched: Mutex<HashMap<String, Instant>>,
     /// Compared against when the robot does not exist, so both cases cost the same.
@@ -178,16 +194,17 @@ pub struct Robots {
 }
 
 impl Robots {
-    pub fn new(store: SharedStore) -> Robots {
-        let decoy_digest = issued_secret::digest(Kind::Robot, &format!("decoy-{}", rand::random::<u128>()));
-        Robots { store, touched: Mutex::new(HashMap::new()), decoy_digest }
+    pub fn new(store: SharedStore, hasher: Arc<SecretHasher>) -> Robots {
+        let decoy_digest = issued_secret::legacy_digest(Kind::Robot, &format!("decoy-{}", rand::random::<u128>()));
+        Robots { store, hasher, touched: Mutex::new(HashMap::new()), decoy_digest }
     }
 
     /// Creates a robot; returns its record and the secret, which is shown once and never stored.
     pub async fn create(&self, new: &NewRobot) -> Result<(RobotRecord, String), RobotError> {
         let record = self.check(new)?;
         let secret = issued_secret::generate(Kind::Robot)?;
-        let record = RobotRecord { secret_digest: issued_secret::digest(Kind::Robot, &secret), ..record };
+        let secret_digest = self.hasher.digest(Kind::Robot, &secret).await?;
+        let record = RobotRecord { secret_digest, hash: KEYED_HASH.to_string(), ..record };
         let ttl = ttl_of(&record);
         if !self.store.put_json_if_absent(&record_key(&record.name), &record, ttl).await? {
             return Err(RobotError::Exists(record.name));
@@ -198,7 +215,7 @@ impl Robots {
 
     fn check(&self, new: &NewRobot) -> Result<RobotRecord, RobotError> {
         if !valid_name(&new.name) {
-            return Err(RobotError::BadName(new.name.clone()));
+            return Err(RobotError::BadName(shown(&new.name)));
         }
         if new.scopes.is_empty() || new.scopes.len() > MAX_SCOPES {
             return Err(RobotError::ScopeCount);
@@ -214,6 +231,7 @@ impl Robots {
         Ok(RobotRecord {
             name: new.name.clone(),
             secret_digest: String::new(),
+            hash: String::new(),
             scopes: new.scopes.clone(),
             expires,
             created: now,
@@ -230,14 +248,15 @@ impl Robots {
             true => self.store.get(&key).await?,
             false => None,
         };
-        let Some(current) = current else { return Err(RobotError::NotFound(name.to_string())) };
+        let Some(current) = current else { return Err(RobotError::NotFound(shown(name))) };
         let mut record: RobotRecord = serde_json::from_slice(&current).map_err(|e| StoreError::Corrupt {
             store: self.store.describe().to_string(),
             key: key.clone(),
             reason: e.to_string(),
         })?;
         let secret = issued_secret::generate(Kind::Robot)?;
-        record.secret_digest = issued_secret::digest(Kind::Robot, &secret);
+        record.secret_digest = self.hasher.digest(Kind::Robot, &secret).await?;
+        record.hash = KEYED_HASH.to_string();
         let new = self.store.encode(&record)?;
         if !self.store.compare_and_swap(&key, &current, &new, ttl_of(&record)).await? {
             return Err(RobotError::Changed(name.to_string()));
@@ -247,7 +266,7 @@ impl Robots {
 
     pub async fn revoke(&self, name: &str) -> Result<(), RobotError> {
         if !valid_name(name) || !self.store.delete(&record_key(name)).await? {
-            return Err(RobotError::NotFound(name.to_string()));
+            return Err(RobotError::NotFound(shown(name)));
         }
         self.store.delete(&used_key(name)).await?;
         self.store.index_remove(INDEX, name).await?;
@@ -275,7 +294,10 @@ impl Robots {
     /// secret, alike (the caller answers 401 as for a wrong password).
     pub async fn login(&self, name: &str, secret: &str) -> Result<Option<RobotLogin>, StoreError> {
         let record = self.get(name).await?;
-        let presented = issued_secret::digest(Kind::Robot, secret);
+        let presented = match &record {
+            Some(r) if r.hash.is_empty() => issued_secret::legacy_digest(Kind::Robot, secret),
+            _ => self.hasher.digest(Kind::Robot, secret).await?,
+        };
         let stored = record.as_ref().map_or(self.decoy_digest.as_str(), |r| r.secret_digest.as_str());
         let matches = issued_secret::digests_equal(&presented, stored);
         let Some(record) = record.filter(|r| matches && r.expires.is_none_or(|e| e > now_unix())) else {
@@ -360,9 +382,14 @@ mod store_tests {
         NewRobot { name: name.into(), scopes: vec!["repository:team/*:pull".into()], lifetime, ..Default::default() }
     }
 
+    fn robots() -> Robots {
+        let store: SharedStore = Arc::new(MemoryStore::new());
+        Robots::new(store.clone(), Arc::new(SecretHasher::in_store(store)))
+    }
+
     #[tokio::test]
     async fn create_login_rotate_revoke() {
-        let robots = Robots::new(Arc::new(MemoryStore::new()));
+        let robots = robots();
         let (_, secret) = robots.create(&new_robot("ci", None)).await.unwrap();
         assert!(matches!(robots.create(&new_robot("ci", None)).await, Err(RobotError::Exists(_))));
         let login = robots.login("ci", &secret).await.unwrap().unwrap();
@@ -384,12 +411,28 @@ mod store_tests {
 
     #[tokio::test]
     async fn an_expired_robot_is_refused() {
-        let robots = Robots::new(Arc::new(MemoryStore::new()));
+        let robots = robots();
         let mut record = robots.check(&new_robot("old", None)).unwrap();
         let secret = issued_secret::generate(Kind::Robot).unwrap();
-        record.secret_digest = issued_secret::digest(Kind::Robot, &secret);
+        record.secret_digest = robots.hasher.digest(Kind::Robot, &secret).await.unwrap();
+        record.hash = KEYED_HASH.to_string();
         record.expires = Some(now_unix() - 1);
         robots.store.put_json(&record_key("old"), &record, None).await.unwrap();
+        assert!(robots.login("old", &secret).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_robot_stored_under_plain_sha256_still_logs_in_and_rotates_to_the_keyed_hash() {
+        let robots = robots();
+        let mut record = robots.check(&new_robot("old", None)).unwrap();
+        let secret = issued_secret::generate(Kind::Robot).unwrap();
+        record.secret_digest = issued_secret::legacy_digest(Kind::Robot, &secret);
+        robots.store.put_json(&record_key("old"), &record, None).await.unwrap();
+        assert!(robots.login("old", &secret).await.unwrap().is_some());
+        assert!(robots.login("old", "rars_wrong").await.unwrap().is_none());
+        let (rotated, new_secret) = robots.rotate("old").await.unwrap();
+        assert_eq!(rotated.hash, KEYED_HASH);
+        assert!(robots.login("old", &new_secret).await.unwrap().is_some());
         assert!(robots.login("old", &secret).await.unwrap().is_none());
     }
 }

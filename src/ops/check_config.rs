@@ -72,6 +72,10 @@ fn check_store(config: &config::Config, store: &SharedStore) -> Option<Diagnosti
     match runtime.block_on(store.health()) {
         Ok(()) => {
             println!("store: {} answers", store.describe());
+            if store.persistent() {
+                let hasher = crate::identity::SecretHasher::for_store(&config.store, store.clone());
+                println!("store: secrets are kept as HMAC-SHA256 under the key in {}", hasher.describe());
+            }
             None
         }
         Err(e) => Some(app::store_diagnostic(&config.store, &e)),

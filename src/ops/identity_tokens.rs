@@ -4,12 +4,13 @@ use std::process::ExitCode;
 
 use super::stored::{self, fail, time_text};
 use crate::cli::IdentityTokensCommand;
+use crate::identity::audit::Event;
 use crate::identity::identity_token::{IdentityTokens, Selector};
 
 pub fn run(command: &IdentityTokensCommand) -> ExitCode {
     let (IdentityTokensCommand::List { store, .. } | IdentityTokensCommand::Revoke { store, .. }) = command;
-    stored::with_store(&store.config, |records, lifetimes| async move {
-        let tokens = IdentityTokens::new(records, lifetimes);
+    stored::with_store(&store.config, |records, hasher, lifetimes| async move {
+        let tokens = IdentityTokens::new(records, hasher, lifetimes);
         match command {
             IdentityTokensCommand::List { account, .. } => match tokens.list(account.as_deref()).await {
                 Ok(list) => {
@@ -43,7 +44,18 @@ pub fn run(command: &IdentityTokensCommand) -> ExitCode {
                     Ok(revoked) if revoked.is_empty() => fail("no identity token matches"),
                     Ok(revoked) => {
                         for t in &revoked {
-                            tracing::info!(event = "identity_token_revoked", id = %t.id, account = %t.record.account, operator = %stored::operator(), "identity token revoked");
+                            let operator = stored::operator();
+                            let event = Event {
+                                event: "identity_token_revoked",
+                                outcome: "revoked",
+                                account: &t.record.account,
+                                credential: "identity_token",
+                                id: &t.id,
+                                operator: &operator,
+                                detail: "cli",
+                                ..Default::default()
+                            };
+                            crate::identity::audit::log(&event, "identity token revoked");
                             println!("revoked {} ({})", t.id, t.record.account.escape_debug());
                         }
                         ExitCode::SUCCESS

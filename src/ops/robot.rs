@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::stored::{self, fail, time_text};
 use crate::cli::RobotCommand;
+use crate::identity::audit::Event;
 use crate::identity::robot::{NewRobot, RobotError, RobotRecord, Robots, ACCOUNT_PREFIX, ALT_ACCOUNT_PREFIX};
 
 pub fn run(command: &RobotCommand) -> ExitCode {
@@ -14,8 +15,8 @@ pub fn run(command: &RobotCommand) -> ExitCode {
         | RobotCommand::Revoke { store, .. }
         | RobotCommand::Rotate { store, .. } => &store.config,
     };
-    stored::with_store(config, |store, _| async move {
-        let robots = Robots::new(store);
+    stored::with_store(config, |store, hasher, _| async move {
+        let robots = Robots::new(store, hasher);
         match command {
             RobotCommand::Create { name, scopes, expires, description, .. } => {
                 let lifetime = match expires.as_deref().map(parse_expires).transpose() {
@@ -62,10 +63,16 @@ pub fn run(command: &RobotCommand) -> ExitCode {
     })
 }
 
+/// Ten years: beyond it "expires" means "never" (leave `--expires` out for that).
+const MAX_EXPIRES: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
+
 fn parse_expires(text: &str) -> Result<std::time::Duration, String> {
+    let shown: String = text.chars().take(40).collect();
     crate::config::identity::parse_lifetime(text)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--expires {text:?} is not a duration; write days such as 90d or hours such as 12h"))
+        .filter(|d| !d.is_zero() && *d <= MAX_EXPIRES)
+        .ok_or_else(|| {
+            format!("--expires {shown:?} is not a duration up to 3650d; write days such as 90d or hours such as 12h (leave it out for a robot that never expires)")
+        })
 }
 
 /// Prints the secret once, with the login line, after the store kept the record.
@@ -86,5 +93,21 @@ fn finish(result: Result<(RobotRecord, String), RobotError>, verb: &str) -> Exit
 }
 
 fn audit(event: &'static str, name: &str) {
-    tracing::info!(event, robot = %name, operator = %stored::operator(), "robot credential changed");
+    let outcome = match event {
+        "robot_created" => "created",
+        "robot_rotated" => "rotated",
+        _ => "revoked",
+    };
+    let account = format!("{ACCOUNT_PREFIX}{name}");
+    let operator = stored::operator();
+    let event = Event {
+        event,
+        outcome,
+        account: &account,
+        credential: "robot",
+        id: name,
+        operator: &operator,
+        ..Default::default()
+    };
+    crate::identity::audit::log(&event, "robot credential changed");
 }

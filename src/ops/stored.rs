@@ -3,15 +3,16 @@
 use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use crate::identity::IdentityTokenConfig;
+use crate::identity::{IdentityTokenConfig, SecretHasher};
 use crate::store::SharedStore;
 
 /// Loads `config`, connects to its store and runs `task`; config and store problems are
 /// printed and give exit code 1.
 pub fn with_store<F, Fut>(config: &Path, task: F) -> ExitCode
 where
-    F: FnOnce(SharedStore, IdentityTokenConfig) -> Fut,
+    F: FnOnce(SharedStore, Arc<SecretHasher>, IdentityTokenConfig) -> Fut,
     Fut: Future<Output = ExitCode>,
 {
     let loaded = match crate::config::load(config) {
@@ -23,7 +24,10 @@ where
         Err(e) => return fail(&e.to_string()),
     };
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(task(store, loaded.identity_tokens)),
+        Ok(runtime) => {
+            let hasher = Arc::new(SecretHasher::for_store(&loaded.store, store.clone()));
+            runtime.block_on(task(store, hasher, loaded.identity_tokens))
+        }
         Err(e) => fail(&format!("cannot start a runtime: {e}")),
     }
 }

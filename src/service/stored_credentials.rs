@@ -2,10 +2,15 @@
 //! `grant_type=refresh_token`, and a robot's secret. Both end in the same ACL evaluation as
 //! a password login (state.md: the ACL decides, always); what the store holds only proves
 //! who the caller is. A store that cannot be reached refuses these grants (fail closed).
-use super::{audit_denied, AuthError, AuthRequest, AuthService, Caller};
+//!
+//! Metrics carry outcomes and reasons, never an account or robot name; robot refusals have
+//! no reason at all (unknown, revoked, expired and wrong secret must look alike).
+use super::{audit_denied, ip_text, AuthError, AuthRequest, AuthService, Caller};
 use crate::authn::LookupOutcome;
+use crate::identity::audit::{self, Event};
 use crate::identity::identity_token::IssueError;
 use crate::identity::Identity;
+use crate::metrics;
 
 impl AuthService {
     /// The account behind a refresh token, with labels refreshed from its backend.
@@ -15,23 +20,45 @@ impl AuthService {
         req: &AuthRequest,
         token: &str,
     ) -> Result<Caller, AuthError> {
-        let record = match identity.tokens.redeem(token).await.inspect_err(store_failed)? {
-            Ok(record) => record,
+        let redeemed = identity.tokens.redeem(token).await.inspect_err(|e| {
+            metrics::global().identity_token_refused("store_unavailable");
+            store_failed(e);
+        })?;
+        let redeemed = match redeemed {
+            Ok(redeemed) => redeemed,
             Err(rejected) => {
+                metrics::global().identity_token_refused(rejected.label());
                 audit_denied(req, "invalid_grant", "");
                 return Err(AuthError::InvalidGrant(rejected.reason()));
             }
         };
+        let record = redeemed.record;
         let labels = match self.authn.lookup(&record.backend, &record.account).await.inspect_err(|e| {
             tracing::error!(account = %record.account, error = %e, "authentication backend error during a refresh-token exchange");
         })? {
             LookupOutcome::Found(labels) => labels,
             LookupOutcome::Unsupported => record.labels.clone().unwrap_or_default(),
             LookupOutcome::NotFound => {
+                metrics::global().identity_token_refused("account_gone");
                 audit_denied(req, "invalid_grant", &record.backend);
                 return Err(AuthError::InvalidGrant("the account no longer exists"));
             }
         };
+        metrics::global().identity_token("exchanged");
+        if identity.uses.first_this_hour(&format!("it:{}", redeemed.id)) {
+            let event = Event {
+                event: "identity_token_used",
+                outcome: "used",
+                account: &record.account,
+                ip: &ip_text(req.ip),
+                service: &req.service,
+                credential: "identity_token",
+                id: &redeemed.id,
+                detail: &req.client_id.escape_debug().to_string(),
+                ..Default::default()
+            };
+            audit::log(&event, "identity token used (first use this hour)");
+        }
         Ok(Caller { account: record.account, labels, backend: "", robot: None, credential: "identity_token" })
     }
 
@@ -41,11 +68,29 @@ impl AuthService {
         req: &AuthRequest,
         name: &str,
     ) -> Result<Caller, AuthError> {
-        let login = identity.robots.login(name, req.password.expose()).await.inspect_err(store_failed)?;
+        let login = identity.robots.login(name, req.password.expose()).await.inspect_err(|e| {
+            metrics::global().robot_login("store_unavailable");
+            store_failed(e);
+        })?;
         let Some(login) = login else {
+            metrics::global().robot_login("refused");
             audit_denied(req, "robot_refused", "robot");
             return Err(AuthError::Unauthorized);
         };
+        metrics::global().robot_login("allowed");
+        if identity.uses.first_this_hour(&format!("robot:{name}")) {
+            let event = Event {
+                event: "robot_used",
+                outcome: "used",
+                account: &login.account,
+                ip: &ip_text(req.ip),
+                service: &req.service,
+                credential: "robot",
+                id: name,
+                ..Default::default()
+            };
+            audit::log(&event, "robot credential used (first use this hour)");
+        }
         Ok(Caller {
             account: login.account.clone(),
             labels: login.labels.clone(),
@@ -73,14 +118,21 @@ impl AuthService {
         let snapshot = (!self.authn.can_lookup(caller.backend)).then(|| caller.labels.clone());
         let issued = identity.tokens.issue(&caller.account, caller.backend, snapshot, &req.client_id).await;
         match issued {
-            Ok(token) => {
-                tracing::info!(
-                    event = "identity_token_issued",
-                    account = %caller.account,
-                    backend = caller.backend,
-                    client_id = %req.client_id.escape_debug(),
-                    "identity token issued"
-                );
+            Ok((token, id)) => {
+                metrics::global().identity_token("issued");
+                let detail = format!("backend={} client_id={}", caller.backend, req.client_id.escape_debug());
+                let event = Event {
+                    event: "identity_token_issued",
+                    outcome: "created",
+                    account: &caller.account,
+                    ip: &ip_text(req.ip),
+                    service: &req.service,
+                    credential: "identity_token",
+                    id: &id,
+                    detail: &detail,
+                    ..Default::default()
+                };
+                audit::log(&event, "identity token issued");
                 Ok(Some(token))
             }
             Err(IssueError::Store(e)) => {

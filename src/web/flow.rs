@@ -221,7 +221,7 @@ async fn identity_token(web: &WebSignIn, configured: &ConfiguredProvider, offer:
     // The web login backend can look the account up again: no labels snapshot.
     let issued = identity.tokens.issue(&offer.account, backend_name(provider.name()), None, "web-sign-in").await;
     let token = match issued {
-        Ok(token) => token,
+        Ok((token, _id)) => token,
         Err(e) => {
             tracing::error!(provider = provider.name(), error = %e, "cannot issue an identity token");
             return errors::respond(&web.issuer, SignInError::Store, &route);

@@ -86,6 +86,16 @@ fn bad_input(f: &Fixture, good: &str) {
     let long_client = "c".repeat(10_000);
     let form = [("grant_type", "refresh_token"), ("refresh_token", good), ("client_id", long_client.as_str())];
     assert_eq!(call(f.http.post(&f.url()), Some(&form)).0, 400);
+    // Absurdly long values: a 4xx with a body, never a 500.
+    let huge = "r".repeat(200_000);
+    for form in [
+        vec![("grant_type", "refresh_token"), ("refresh_token", huge.as_str()), ("service", SERVICE)],
+        vec![("grant_type", "password"), ("username", "robot$ci"), ("password", huge.as_str()), ("service", SERVICE)],
+        vec![("grant_type", "password"), ("username", huge.as_str()), ("password", "x"), ("service", SERVICE)],
+    ] {
+        let (status, body) = call(f.http.post(&f.url()), Some(&form));
+        assert!((400..500).contains(&status) && body.to_string().len() > 2, "{status} {body}");
+    }
     // A malformed scope is the usual 400, not a server error.
     let (status, _) = exchange(&f.url(), good, "repository:a:b:c:pull");
     assert_eq!(status, 400);

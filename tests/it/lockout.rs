@@ -303,5 +303,15 @@ fn two_replicas_share_counts_through_redis() {
         replicas[0].process.stderr(),
         replicas[1].process.stderr()
     );
+    // The same on /metrics, by scope only (no account or address in any label).
+    let metric = |replica: &AuthServer, name: &str| -> u64 {
+        let text = ureq::get(&format!("http://{}/metrics", replica.addr)).call().unwrap().into_string().unwrap();
+        assert!(!text.contains("10.0.4.1"), "{text}");
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+    };
+    let sum = |name: &str| replicas.iter().map(|r| metric(r, name)).sum::<u64>();
+    assert_eq!(sum("registry_auth_lockouts_total{scope=\"ip\"}"), 1);
+    assert_eq!(sum("registry_auth_lockout_refused_total{scope=\"ip\"}"), 2);
+    assert_eq!(sum("registry_auth_lockouts_total{scope=\"account\"}"), 0);
     drop(engine);
 }

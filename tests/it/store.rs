@@ -32,6 +32,7 @@ pub fn redis_config(addrs: Vec<String>, cluster: bool) -> RedisConfig {
         ca_pem: None,
         key_prefix: "it:".to_string(),
         timeout: DEFAULT_TIMEOUT,
+        hash_key: None,
         line: 1,
     }
 }
@@ -178,7 +179,7 @@ fn embedded_engine_keeps_the_contract_and_survives_reopening() {
 fn embedded_store_is_reached_through_the_owners_admin_socket() {
     let dir = temp_dir("store-admin");
     let path = dir.path().join("data");
-    let config = StoreConfig::Embedded(EmbeddedConfig { path: path.clone(), line: 1 });
+    let config = StoreConfig::Embedded(EmbeddedConfig { path: path.clone(), hash_key: None, line: 1 });
     let rt = runtime();
     let owner = store::open_owned(&config).unwrap();
     let second = store::open_owned(&config).err().expect("a second owner must be refused");

@@ -17,6 +17,8 @@ pub enum Engine {
     Embedded,
     /// `store: {redis: {addr: ...}}` with this address and key prefix.
     Redis { addr: String, prefix: String },
+    /// `store: {redis_cluster: {addrs: [...]}}`.
+    RedisCluster { addrs: Vec<String> },
 }
 
 impl Engine {
@@ -26,6 +28,7 @@ impl Engine {
             Engine::Redis { addr, prefix } => {
                 format!("store:\n  redis:\n    addr: \"{addr}\"\n    key_prefix: \"{prefix}\"\n")
             }
+            Engine::RedisCluster { addrs } => format!("store:\n  redis_cluster:\n    addrs: {addrs:?}\n"),
         }
     }
 }

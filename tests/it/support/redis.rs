@@ -183,7 +183,14 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stderr)
         );
         let cluster = RedisCluster { nodes };
-        for node in &cluster.nodes {
+        cluster.wait_state_ok();
+        cluster
+    }
+
+    /// Waits until every node says `cluster_state:ok` (after a start or a restart, the
+    /// nodes serve only once they have seen each other again).
+    pub fn wait_state_ok(&self) {
+        for node in &self.nodes {
             wait_until("cluster_state:ok", Duration::from_secs(20), || {
                 let info = node.command(&["CLUSTER", "INFO"]);
                 if info.contains("cluster_state:ok") {
@@ -194,7 +201,6 @@ impl RedisCluster {
             })
             .unwrap_or_else(|e| panic!("{e}"));
         }
-        cluster
     }
 
     pub fn addrs(&self) -> Vec<String> {
