@@ -7,11 +7,12 @@
      login from another IP meanwhile: its latency, and the flood's statuses.
   2. body flood: 15,000 connections declaring Content-Length 65000 and sending 64,000
      bytes; server RSS at idle, its peak, once every connection has sent its bytes, and
-     after they are all closed (+3 s).
+     after they are all closed (+3 s and +10 s).
   10. timing: median of 5 logins each for a cost-13 user's wrong password, an unknown
      account, and a user whose stored password is not a bcrypt hash (most users cost 5).
 
 usage: bench/dos.py BINARY [sections...]   (sections: 1 2 10; default all)
+       BODY_CONNECTIONS=N (section 2, default 15000), MAX_CONNECTIONS=N (server.max_connections)
 """
 import asyncio
 import base64
@@ -28,6 +29,8 @@ BIN = os.path.abspath(sys.argv[1])
 SECTIONS = sys.argv[2:] or ["1", "2", "10"]
 WORK = tempfile.mkdtemp(prefix="dos-bench-")
 TICK = os.sysconf("SC_CLK_TCK")
+# MAX_CONNECTIONS=N sets server.max_connections (default: the server's own default).
+MAX_CONNECTIONS = os.environ.get("MAX_CONNECTIONS")
 
 
 def sh(*args, stdin=None):
@@ -55,7 +58,8 @@ class Server:
         config = f"{WORK}/config-{self.port}.yml"
         with open(config, "w") as f:
             f.write(f'server:\n  addr: "127.0.0.1:{self.port}"\n  real_ip_header: X-Forwarded-For\n'
-                    f'token:\n  issuer: "bench"\n  expiration: 900\n'
+                    + (f'  max_connections: {MAX_CONNECTIONS}\n' if MAX_CONNECTIONS else '')
+                    + f'token:\n  issuer: "bench"\n  expiration: 900\n'
                     f'  certificate: "{WORK}/ec.pem"\n  key: "{WORK}/ec.key"\n'
                     f'credential_cache:\n  ttl: 0\nusers:\n')
             for name, hashed in users.items():
@@ -221,10 +225,12 @@ def section_2():
     sent, after_send, answered, opened = asyncio.run(flood())
     time.sleep(3)
     after = server.rss_mb()
+    time.sleep(7)
+    later = server.rss_mb()
     summary = ", ".join(f"{codes.count(c)}x{c or 'none'}" for c in sorted(set(codes)))
     print(f"2 body flood: {opened} connections x 64,000 of 65,000 bytes, sent in {sent:.1f} s, all answered "
           f"after {answered:.1f} s ({summary}); RSS idle {idle:.0f} MB, peak {max(peak[0], server.rss_mb('VmHWM')):.0f} MB, "
-          f"when all had sent {after_send:.0f} MB, 3 s after all closed {after:.0f} MB")
+          f"when all had sent {after_send:.0f} MB, 3 s after all closed {after:.0f} MB, 10 s after {later:.0f} MB")
     server.stop()
 
 

@@ -16,6 +16,7 @@
 #   bench/run.sh                 # all scenarios, 8 s each
 #   DURATION=20 bench/run.sh     # longer runs
 #   ONLY="S5 S8 S9 S10 S11" bench/run.sh   # some scenarios (S8-S10 need S5; HTTPS rows: H)
+#   BIN=/tmp/old/registry-auth TOOL=/tmp/old/crypto_bound bench/run.sh   # given binaries
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,9 +29,13 @@ THREADS=${THREADS:-2}
 CORES=$(nproc)
 
 command -v wrk >/dev/null || scripts/install-deps.sh
-cargo build --release --quiet --bin registry-auth --example crypto_bound
-BIN=target/release/registry-auth
-TOOL=target/release/examples/crypto_bound
+# BIN=... TOOL=... measure given binaries (e.g. copies of an earlier build) instead.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet --bin registry-auth --example crypto_bound
+  BIN=target/release/registry-auth
+  TOOL=target/release/examples/crypto_bound
+fi
+TOOL=${TOOL:-target/release/examples/crypto_bound}
 
 work=$(mktemp -d)
 server_pid=""
@@ -82,13 +87,21 @@ write_config() { # $1 key kind (rsa|ec), $2 acl entry count, $3 users file (opti
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Waits for the index route; a large config (S7's 45,000 users) takes seconds to load on a
+# busy machine, so the wait is long, but a server that exits is reported at once.
 start_server() {
   "$BIN" serve "$work/config.yml" 2>"$work/log/server.log" &
   server_pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq 1200); do
     curl -sk -o /dev/null "$SCHEME://$ADDR/" && return 0
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      printf 'the server exited before answering; its log:\n' >&2
+      cat "$work/log/server.log" >&2
+      exit 1
+    fi
     sleep 0.05
   done
+  printf 'the server did not answer on %s within 60 s; its log:\n' "$ADDR" >&2
   cat "$work/log/server.log" >&2
   exit 1
 }
@@ -190,8 +203,11 @@ for kind in rsa ec; do
 done
 for cost in 5 10; do BCRYPT_US[$cost]=$($TOOL bcrypt "$cost"); done
 
-printf '\nregistry-auth %s, %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores)\n' \
-  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION"
+# The machine may be shared: the load average is printed at the start and the end.
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+trap 'printf "\nload average at the end: %s (%s)\n" "$(load)" "$(date -u +%Y-%m-%dT%H:%MZ)"; cleanup' EXIT
+printf '\nregistry-auth %s (%s), %s, %d cores, wrk -t%d -c%d -d%ss (wrk shares the cores), load average %s\n' \
+  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$BIN" "$(date -u +%Y-%m-%dT%H:%MZ)" "$CORES" "$THREADS" "$CONNECTIONS" "$DURATION" "$(load)"
 printf 'single-core signature, us: RSA-2048 openssl %s, aws-lc-rs %s, our whole token %s; EC P-256 openssl %s, aws-lc-rs %s, our whole token %s\n' \
   "${OPENSSL_US[rsa]}" "${RAW_US[rsa]}" "${SIGN_US[rsa]}" "${OPENSSL_US[ec]}" "${RAW_US[ec]}" "${SIGN_US[ec]}"
 printf 'single-core bcrypt, us: cost 5 %s, cost 10 %s\n\n' "${BCRYPT_US[5]}" "${BCRYPT_US[10]}"

@@ -111,6 +111,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
             identity: identity.clone(),
             prefix: config.server.path_prefix.clone(),
             issuer: config.token.issuer.clone(),
+            starts: Default::default(),
         })
     });
     let lockout = Lockout::new(&config.lockout, store.clone());

@@ -1,9 +1,5 @@
 //! The registry scope grammar (`type[(class)]:name:action,...`), parsed as docker_auth does
 //! (parity.md §1.3) except for the type, which must match the spec's grammar (§8 item 22).
-use std::sync::OnceLock;
-
-use regex::Regex;
-
 use crate::request::Scope;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,11 +34,18 @@ impl Default for ScopeLimits {
     }
 }
 
-fn type_grammar() -> &'static Regex {
-    static GRAMMAR: OnceLock<Regex> = OnceLock::new();
-    // A literal pattern: compiling it cannot fail.
-    #[allow(clippy::unwrap_used)]
-    GRAMMAR.get_or_init(|| Regex::new(r"^([a-z0-9]+)(?:\(([a-z0-9]+)\))?$").unwrap())
+/// The type part of a scope, `[a-z0-9]+` with an optional `([a-z0-9]+)` class: the
+/// resource type and the class. Checked by hand rather than with a regex: it runs for
+/// every scope of every request.
+fn parse_type(raw: &str) -> Option<(&str, Option<&str>)> {
+    let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    match raw.split_once('(') {
+        None => word(raw).then_some((raw, None)),
+        Some((resource_type, rest)) => {
+            let class = rest.strip_suffix(')')?;
+            (word(resource_type) && word(class)).then_some((resource_type, Some(class)))
+        }
+    }
 }
 
 /// Parses every `scope` value in order. An empty *first* value means "no scopes at all"
@@ -82,9 +85,8 @@ fn parse_one(element: &str) -> Result<Scope, ScopeError> {
         [t, host, rest, a] => (*t, format!("{host}:{rest}"), *a),
         _ => return Err(ScopeError::Invalid(element.to_string())),
     };
-    let captures = type_grammar().captures(raw_type).ok_or(ScopeError::Malformed)?;
-    let resource_type = captures.get(1).map_or("", |m| m.as_str()).to_string();
-    let class = captures.get(2).map(|m| m.as_str().to_string());
+    let (resource_type, class) = parse_type(raw_type).ok_or(ScopeError::Malformed)?;
+    let (resource_type, class) = (resource_type.to_string(), class.map(str::to_string));
     let mut actions: Vec<String> = raw_actions.split(',').map(str::to_string).collect();
     actions.sort();
     Ok(Scope { resource_type, class, name, actions })
@@ -128,6 +130,16 @@ mod tests {
         for bad in ["Repository:a:pull", "re-po:a:pull", "___:a:pull", "repository(Plugin):a:pull", "(x):a:pull"] {
             assert_eq!(parse_scopes([bad], &ScopeLimits::default()), Err(ScopeError::Malformed), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_class_is_one_word_in_one_pair_of_brackets_at_the_end() {
+        for bad in ["repository():a:pull", "repository(a)(b):a:pull", "repository(a)b:a:pull", "repository((a):a:pull"]
+        {
+            assert_eq!(parse_scopes([bad], &ScopeLimits::default()), Err(ScopeError::Malformed), "{bad}");
+        }
+        let scope = one("repository2(plugin9):a:pull");
+        assert_eq!((scope.resource_type.as_str(), scope.class.as_deref()), ("repository2", Some("plugin9")));
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub async fn run(
             builder.bind(listen_addr(&server.addr)).map_err(listen_err)?
         }
     };
+    crate::heap_trim::start();
     for addr in bound.addrs() {
         tracing::info!(%addr, "Serving");
     }

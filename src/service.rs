@@ -1,7 +1,6 @@
 //! The token use case: authenticate → authorize each scope → sign. No HTTP types here:
 //! `http` calls this, this calls `authn`, `authz`, `token` and `identity`, never the
 //! other way round. Identity-token and robot logins are in `service/stored_credentials.rs`.
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +15,10 @@ use crate::secret::Secret;
 use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
+mod audit_text;
 mod stored_credentials;
+
+use audit_text::{GrantedText, IpText, RulesText, ScopeText, ScopesText};
 
 /// One parsed token request.
 #[derive(Debug, Clone)]
@@ -151,12 +153,12 @@ impl AuthService {
         let (decision, refused) = authn::password::for_client(req.ip, login).await;
         if refused {
             // Not an authentication outcome: nothing about the account was learnt.
-            tracing::warn!(ip = %ip_text(req.ip), "login refused: the bcrypt queue is full (limits.bcrypt_queue*)");
+            tracing::warn!(ip = %IpText(req.ip), "login refused: the bcrypt queue is full (limits.bcrypt_queue*)");
             return Err(AuthError::Overloaded);
         }
         let decision = decision.inspect_err(|e| {
             metrics::global().authn(e.backend, "error", started.elapsed());
-            tracing::error!(account = %req.account, ip = %ip_text(req.ip), error = %e, "authentication backend error");
+            tracing::error!(account = %req.account, ip = %IpText(req.ip), error = %e, "authentication backend error");
         })?;
         // Refusals are counted without backend or latency: `/metrics` is public, and a
         // wrong password must look exactly like an unknown account there (the audit log,
@@ -192,7 +194,7 @@ impl AuthService {
             labels: &caller.labels,
         };
         let decision = self.authz.authorize(&authz_req).await.inspect_err(|e| {
-            tracing::error!(account = %caller.account, scope = %scope_text(scope), error = %e, "authorization backend error");
+            tracing::error!(account = %caller.account, scope = %ScopeText(scope), error = %e, "authorization backend error");
         })?;
         Ok(decision)
     }
@@ -211,13 +213,9 @@ pub(crate) struct Caller {
     pub credential: &'static str,
 }
 
+/// The client address as text, empty when there is none (for fields that take a `&str`).
 fn ip_text(ip: Option<IpAddr>) -> String {
-    ip.map(|ip| ip.to_string()).unwrap_or_default()
-}
-
-fn scope_text(scope: &Scope) -> String {
-    let class = scope.class.as_ref().map(|c| format!("({c})")).unwrap_or_default();
-    format!("{}{class}:{}:{}", scope.resource_type, scope.name, scope.actions.join(","))
+    IpText(ip).to_string()
 }
 
 /// The `event` field of every audit line; with `outcome` (`issued` or `denied`) and the
@@ -232,15 +230,14 @@ pub(crate) fn audit_denied(req: &AuthRequest, reason: &'static str, backend: &st
         "robot_refused" => "authentication failed: unknown, expired or revoked robot, or wrong secret",
         _ => "authentication failed: account did not match any authn rule",
     };
-    let requested: Vec<String> = req.scopes.iter().map(scope_text).collect();
     tracing::warn!(
         event = AUDIT_EVENT,
         outcome = "denied",
         reason,
         account = %req.account,
-        ip = %ip_text(req.ip),
+        ip = %IpText(req.ip),
         service = %req.service,
-        requested = %requested.join(" "),
+        requested = %ScopesText(&req.scopes),
         backend,
         "{message}"
     );
@@ -248,33 +245,16 @@ pub(crate) fn audit_denied(req: &AuthRequest, reason: &'static str, backend: &st
 
 /// One log line per decision: who, from where, what was asked, what was granted and why.
 fn log_decision(req: &AuthRequest, caller: &Caller, access: &[AccessEntry], decisions: &[ScopeDecision]) {
-    let requested: Vec<String> = req.scopes.iter().map(scope_text).collect();
-    let mut granted = String::new();
-    let mut rules = String::new();
-    for (entry, decision) in access.iter().zip(decisions) {
-        let sep = if granted.is_empty() { "" } else { " " };
-        let _ = write!(granted, "{sep}{}:{}:{}", entry.resource_type, entry.name, entry.actions.join(","));
-        let _ = match &decision.decided_by {
-            Some((_, backend, Some(rule))) => write!(
-                rules,
-                "{sep}{backend}[{}]{}",
-                rule.index,
-                rule.comment.as_deref().map(|c| format!("({c:?})")).unwrap_or_default()
-            ),
-            Some((_, backend, None)) => write!(rules, "{sep}{backend}"),
-            None => write!(rules, "{sep}default-deny"),
-        };
-    }
     tracing::info!(
         event = AUDIT_EVENT,
         outcome = "issued",
         account = %caller.account,
         credential = caller.credential,
-        ip = %ip_text(req.ip),
+        ip = %IpText(req.ip),
         service = %req.service,
-        requested = %requested.join(" "),
-        granted = %granted,
-        rules = %rules,
+        requested = %ScopesText(&req.scopes),
+        granted = %GrantedText(access),
+        rules = %RulesText(decisions),
         "token issued"
     );
 }

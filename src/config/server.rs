@@ -44,13 +44,14 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-/// 512 connections per core, within the open-files limit (less a reserve for the log,
-/// config, LDAP and MongoDB). An idle connection costs a few KiB, one whose request is
-/// being read up to ~40 KiB of buffers (the bodies themselves are bounded separately, in
-/// `http::body`): 1,024 of them stay well under 100 MB.
+/// 256 connections per core (at least 512), within the open-files limit (less a reserve
+/// for the log, config, LDAP and MongoDB). An idle connection costs a few KiB, one whose
+/// request is being read up to ~55 KiB of buffers (the bodies themselves are bounded
+/// separately, in `http::body`): on 2 cores the 512 connections of a flood of 64 KB bodies
+/// keep RSS under 100 MB (issue 17; 1,024 took 115 MB).
 pub fn default_max_connections() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let by_cores = 512 * cores;
+    let by_cores = (256 * cores).max(512);
     match rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
         Some(files) => by_cores.min((files as usize).saturating_sub(FD_RESERVE).max(MIN_CONNECTIONS)),
         None => by_cores,

@@ -393,7 +393,10 @@ pub fn check_token_dbs(web: &WebSignInConfig, store: &StoreConfig, diags: &mut D
             _ => {
                 diags
                     .error(&path, *line, format!("{path}: registry-auth keeps sign-in records in its store, and store: is not this Redis"))
-                    .hint(format!("add store: {{redis: {{addrs: [{}]}}}} (docker_auth's records there keep working), or drop redis_token_db", addrs.join(", ")));
+                    .hint(format!(
+                        "add store: {{redis: {{addr: \"{}\"}}}} (redis_cluster: {{addrs: [...]}} for a cluster) so docker_auth's records there keep working, or drop redis_token_db",
+                        addrs.join(", ")
+                    ));
             }
         }
     }

@@ -4,6 +4,7 @@
 //! a forged field. Every value is therefore escaped, and quoted when it holds anything
 //! but a plain word; the JSON format has its own escaping and does not use this.
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -54,9 +55,29 @@ impl Visit for EscapingVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.write(field, &format!("{value:?}"), false);
+        // Formatted into a per-thread buffer, not a new String per field: the audit line
+        // has half a dozen such fields per token.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                let _ = write!(text, "{value:?}");
+                self.write(field, &text, false);
+                if text.capacity() > SCRATCH_KEEP_BYTES {
+                    *text = String::new();
+                }
+            }
+            // A value whose formatting logs an event itself: that one takes its own.
+            Err(_) => self.write(field, &format!("{value:?}"), false),
+        });
     }
 }
+
+thread_local! {
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A buffer grown past this by one huge value is not kept for the thread's lifetime.
+const SCRATCH_KEEP_BYTES: usize = 16 * 1024;
 
 /// A value is written bare only when it cannot be mistaken for more than one value.
 fn needs_quotes(value: &str) -> bool {

@@ -31,6 +31,8 @@ pub enum SignInError {
     UnknownOffer,
     /// Identity tokens need a persistent store.
     NoIdentityTokens,
+    /// Too many sign-ins started this minute.
+    Busy,
 }
 
 impl SignInError {
@@ -39,6 +41,7 @@ impl SignInError {
             SignInError::Refused => StatusCode::FORBIDDEN,
             SignInError::Unavailable => StatusCode::BAD_GATEWAY,
             SignInError::Store => StatusCode::INTERNAL_SERVER_ERROR,
+            SignInError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -60,6 +63,7 @@ impl SignInError {
             SignInError::Store => "Sign-in failed (store unavailable).",
             SignInError::UnknownOffer => "This offer is unknown, expired or was already used. Sign in again.",
             SignInError::NoIdentityTokens => "Identity tokens need a store (see the store: section).",
+            SignInError::Busy => "Too many sign-ins right now. Try again in a minute.",
         }
     }
 }

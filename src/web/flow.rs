@@ -69,6 +69,12 @@ async fn start(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpReque
             "Bad request: no Host header\n".into(),
         );
     };
+    if !web.starts.take() {
+        tracing::warn!(provider = provider.name(), "sign-in refused: too many started this minute");
+        let mut response = errors::respond(&web.issuer, SignInError::Busy, &route);
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        return response;
+    }
     if let Err(e) = provider.prepare().await {
         tracing::error!(provider = provider.name(), error = %e, "cannot start a sign-in");
         return errors::respond(&web.issuer, SignInError::Unavailable, &route);
@@ -220,8 +226,8 @@ async fn identity_token(web: &WebSignIn, configured: &ConfiguredProvider, offer:
     };
     // The web login backend can look the account up again: no labels snapshot.
     let issued = identity.tokens.issue(&offer.account, backend_name(provider.name()), None, "web-sign-in").await;
-    let token = match issued {
-        Ok((token, _id)) => token,
+    let (token, token_id) = match issued {
+        Ok(issued) => issued,
         Err(e) => {
             tracing::error!(provider = provider.name(), error = %e, "cannot issue an identity token");
             return errors::respond(&web.issuer, SignInError::Store, &route);
@@ -231,6 +237,6 @@ async fn identity_token(web: &WebSignIn, configured: &ConfiguredProvider, offer:
         tracing::error!(provider = provider.name(), error = %e, "cannot drop the generated password");
         return errors::respond(&web.issuer, SignInError::Store, &route);
     }
-    tracing::info!(provider = provider.name(), account = %offer.account, "web sign-in: password traded for an identity token");
+    tracing::info!(provider = provider.name(), account = %offer.account, token_id = %token_id, "web sign-in: password traded for an identity token");
     super::identity_token::respond(&web.issuer, &offer.account, &token, &configured.registry_url)
 }

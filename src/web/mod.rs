@@ -45,6 +45,31 @@ pub struct WebSignIn {
     pub prefix: String,
     /// `token.issuer`: the pages' title.
     pub issuer: String,
+    /// Caps the sign-ins started per minute: each writes a store record, and anyone can ask.
+    pub starts: StartBudget,
+}
+
+/// Sign-ins started in the current minute, at most [`StartBudget::PER_MINUTE`]; beyond, 503.
+#[derive(Default)]
+pub struct StartBudget(std::sync::Mutex<Option<(std::time::Instant, u32)>>);
+
+impl StartBudget {
+    pub const PER_MINUTE: u32 = 6000;
+
+    /// Whether one more sign-in may start now.
+    pub fn take(&self) -> bool {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let (since, count) = match *guard {
+            Some((since, count)) if now.duration_since(since) < std::time::Duration::from_secs(60) => (since, count),
+            _ => (now, 0),
+        };
+        if count >= Self::PER_MINUTE {
+            return false;
+        }
+        *guard = Some((since, count + 1));
+        true
+    }
 }
 
 impl WebSignIn {

@@ -130,6 +130,11 @@ fn examples_with_unsupported_sections_fail_naming_only_those_sections() {
     }
     let web_errors: usize = expected.iter().map(|(_, count)| count).sum();
     assert_eq!(reference.len(), web_errors + 4, "only these fail: {reference:#?}");
+    // The Google client secret file does not exist here.
+    let secret = "cannot read /etc/example/google_secret";
+    let hits: Vec<_> = reference.iter().filter(|e| e.starts_with(secret)).collect();
+    assert_eq!(hits.len(), 1, "{reference:#?}");
+    assert!(hits[0].contains("(at google_auth.client_secret_file, line 28)"), "{}", hits[0]);
 }
 
 #[test]

@@ -68,10 +68,14 @@ const provider = new Provider(issuer, {
   cookies: { keys: [randomBytes(32).toString('hex')] },
   claims: {
     openid: ['sub'],
-    email: ['email', 'email_verified'],
-    profile: ['name', 'hd', 'groups', 'preferred_username'],
+    // Google sends hd with the email scope.
+    email: ['email', 'email_verified', 'hd'],
+    profile: ['name', 'groups', 'preferred_username'],
     groups: ['groups'],
   },
+  // Claims in the ID token itself, as Google and docker_auth's oidc_auth expect (the
+  // default keeps them for the userinfo endpoint when an access token is issued).
+  conformIdTokenClaims: false,
   scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', RESOURCE_SCOPES],
   pkce: { required: () => false },
   ttl: {

@@ -17,6 +17,9 @@ use url::Url;
 
 /// Largest upstream answer read (a discovery document or JWKS is a few KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Upstream calls in flight per provider; more wait (within the timeout), so a slow
+/// provider holds a bounded number of logins and connections.
+pub const MAX_IN_FLIGHT: usize = 32;
 
 /// Why an upstream call failed; never carries tokens, codes or secrets.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,6 +54,7 @@ fn is_loopback_host(url: &Url) -> bool {
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Upstream {
@@ -75,7 +79,7 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(https);
-        Ok(Upstream { client, timeout })
+        Ok(Upstream { client, timeout, in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)) })
     }
 
     /// `GET url` → JSON.
@@ -120,6 +124,7 @@ impl Upstream {
             )));
         }
         let call = async {
+            let _permit = self.in_flight.acquire().await.map_err(|e| e.to_string())?;
             let response = self.client.request(request).await.map_err(|e| error_chain(&e))?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_BODY_BYTES)

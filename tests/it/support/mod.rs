@@ -9,6 +9,7 @@
 // would otherwise fail `clippy -D warnings` with dead-code errors.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod containerd;
 pub mod forge;
 pub mod http;

@@ -235,3 +235,131 @@ pub fn generate_rsa_jwk(kid: &str) -> Value {
     assert!(output.status.success(), "node -e failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("JWK JSON")
 }
+
+/// A browser without a browser: follows redirects by hand and keeps cookies per host, for
+/// HTTP-level tests of the sign-in flow.
+pub struct CookieAgent {
+    agent: ureq::Agent,
+    /// (host:port, name) → value.
+    cookies: std::collections::BTreeMap<(String, String), String>,
+}
+
+/// One answer as the HTTP-level tests need it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Default for CookieAgent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CookieAgent {
+    pub fn new() -> CookieAgent {
+        let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(20)).build();
+        CookieAgent { agent, cookies: Default::default() }
+    }
+
+    fn host_of(url: &url::Url) -> String {
+        format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0))
+    }
+
+    /// The cookie `name` this agent holds for `url`'s host.
+    pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
+        let url = url::Url::parse(url).unwrap();
+        self.cookies.get(&(Self::host_of(&url), name.to_string())).cloned()
+    }
+
+    pub fn set_cookie(&mut self, url: &str, name: &str, value: Option<&str>) {
+        let url = url::Url::parse(url).unwrap();
+        let key = (Self::host_of(&url), name.to_string());
+        match value {
+            Some(v) => self.cookies.insert(key, v.to_string()),
+            None => self.cookies.remove(&key),
+        };
+    }
+
+    /// One request (no redirect following), cookies sent and remembered.
+    pub fn request(&mut self, method: &str, url: &str, form: Option<&[(&str, &str)]>) -> Answer {
+        let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let host = Self::host_of(&parsed);
+        let cookie_header: Vec<String> =
+            self.cookies.iter().filter(|((h, _), _)| *h == host).map(|((_, n), v)| format!("{n}={v}")).collect();
+        let mut request = self.agent.request(method, url);
+        if !cookie_header.is_empty() {
+            request = request.set("Cookie", &cookie_header.join("; "));
+        }
+        let result = match form {
+            Some(form) => request.send_form(form),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {url}: {e}"),
+        };
+        let status = response.status();
+        let location = response.header("location").map(|l| parsed.join(l).unwrap().to_string());
+        let set_cookies: Vec<String> = response.all("set-cookie").into_iter().map(str::to_string).collect();
+        let headers = response
+            .headers_names()
+            .iter()
+            .map(|n| (n.clone(), response.header(n).unwrap_or("").to_string()))
+            .collect();
+        for line in &set_cookies {
+            let pair = line.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                let removal = value.is_empty() || line.to_ascii_lowercase().contains("max-age=0");
+                let key = (host.clone(), name.trim().to_string());
+                if removal {
+                    self.cookies.remove(&key);
+                } else {
+                    self.cookies.insert(key, value.trim().to_string());
+                }
+            }
+        }
+        let body = response.into_string().unwrap_or_default();
+        Answer { status, location, set_cookies, headers, body }
+    }
+
+    /// Signs `login` in at the provider, starting from its authorization URL, and returns
+    /// the URL the provider sends the browser back to (our callback, with code and state),
+    /// without requesting it.
+    pub fn sign_in_at_provider(&mut self, authorize_url: &str, login: &str, redirect_prefix: &str) -> String {
+        let mut url = authorize_url.to_string();
+        for _ in 0..12 {
+            if url.starts_with(redirect_prefix) {
+                return url;
+            }
+            let answer = self.request("GET", &url, None);
+            if let Some(next) = answer.location {
+                url = next;
+                continue;
+            }
+            assert_eq!(answer.status, 200, "GET {url}: {}", answer.body);
+            // The development login form: <form ... action="/interaction/<uid>/login" method="post">
+            let action = answer
+                .body
+                .split("action=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("no form at {url}: {}", answer.body));
+            let target = url::Url::parse(&url).unwrap().join(action).unwrap().to_string();
+            let fields: &[(&str, &str)] = if answer.body.contains("name=\"login\"") {
+                &[("prompt", "login"), ("login", login), ("password", "any")]
+            } else {
+                &[("prompt", "consent")]
+            };
+            let posted = self.request("POST", &target, Some(fields));
+            url =
+                posted.location.unwrap_or_else(|| panic!("POST {target} answered {}: {}", posted.status, posted.body));
+        }
+        panic!("no redirect to {redirect_prefix} after 12 steps (last {url})");
+    }
+}
