@@ -401,8 +401,7 @@ fn site(forge: Forge, revalidate_after: &str) -> Site {
     site_with(forge, revalidate_after, &["github_auth", "gitlab_auth"])
 }
 
-/// A site with only the given sections (one token DB serves all providers: see the report
-/// on i13-forge about records of one provider revalidated by another).
+/// A site with only the given sections.
 fn site_with(forge: Forge, revalidate_after: &str, sections: &[&str]) -> Site {
     use crate::common::*;
     let keys = Keys::new(KeyKind::EcP256);
@@ -596,6 +595,20 @@ fn revalidation_after_revalidate_after_member_leaver_revoked_and_refreshed() {
     assert_eq!(site.granted("dora", &dora, "repository:acme/app:pull"), ["pull"]);
     site.forge.revoke_tokens("dora");
     assert_eq!(site.token("dora", &dora, "repository:acme/app:pull").0, 401, "revoked at GitLab");
+}
+
+#[test]
+fn with_two_providers_each_revalidates_only_its_own_sign_ins() {
+    // GitHub comes first in the chain; a GitLab user's record must not be taken (and
+    // revalidated, with a GitLab token) by GitHub's authenticator.
+    let site = site(gitlab_forge(), "1ms");
+    let (_, dora) = site.sign_in("/gitlab_auth", "dora");
+    let github_asked = site.forge.hits("/api/v3/user");
+    assert_eq!(site.granted("dora", &dora, "repository:acme/app:pull"), ["pull"], "{}", site.auth.process.log());
+    assert_eq!(site.forge.hits("/api/v3/user"), github_asked, "GitHub was not asked about a GitLab sign-in");
+    assert_eq!(site.granted("dora", &dora, "repository:acme/app:pull"), ["pull"], "and again, renewed by GitLab");
+    site.forge.revoke_tokens("dora");
+    assert_eq!(site.token("dora", &dora, "repository:acme/app:pull").0, 401, "GitLab's no still counts");
 }
 
 #[test]
