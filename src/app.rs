@@ -10,7 +10,10 @@ use crate::authn::ci_token::CiTokenAuth;
 use crate::authn::ext::ExtAuth;
 use crate::authn::ldap::LdapAuth;
 use crate::authn::mongo::MongoAuth;
+use crate::authn::oidc::github::GitHub;
+use crate::authn::oidc::gitlab::GitLab;
 use crate::authn::oidc::openid::{GoogleRules, OpenIdProvider, OpenIdSettings};
+use crate::authn::oidc::provider::WebProvider;
 use crate::authn::oidc::records::TokenDb;
 use crate::authn::oidc::web_login::WebLoginAuth;
 use crate::authn::password::PasswordVerifier;
@@ -22,7 +25,7 @@ use crate::authz::ext::ExtAuthz;
 use crate::authz::mongo_acl::AclMongo;
 use crate::authz::xorm_acl::AclXorm;
 use crate::authz::{Authorizer, AuthzChain};
-use crate::config::{Config, Diagnostic, Diagnostics};
+use crate::config::{Config, Diagnostic, Diagnostics, ForgeConfig, ForgeKind};
 use crate::http::{AppState, RealIp, Routes};
 use crate::identity::lockout::Lockout;
 use crate::identity::{Identity, SecretHasher};
@@ -234,8 +237,41 @@ fn load_key(cert: &Path, key: &Path, section: &str, line: usize, diags: &mut Dia
 
 /// The web sign-in providers in docker_auth's chain order (google, github, oidc, gitlab).
 fn web_providers(config: &Config, diags: &mut Diagnostics) -> Vec<ConfiguredProvider> {
+    let web = &config.web_signin;
     let mut providers = Vec::new();
-    for section in [&config.web_signin.google, &config.web_signin.oidc].into_iter().flatten() {
+    openid_provider(web.google.as_ref(), &mut providers, diags);
+    forge_provider(web.github.as_ref(), &mut providers, diags);
+    openid_provider(web.oidc.as_ref(), &mut providers, diags);
+    forge_provider(web.gitlab.as_ref(), &mut providers, diags);
+    providers
+}
+
+/// `github_auth` or `gitlab_auth`.
+fn forge_provider(section: Option<&ForgeConfig>, providers: &mut Vec<ConfiguredProvider>, diags: &mut Diagnostics) {
+    let Some(section) = section else { return };
+    let provider: Result<Arc<dyn WebProvider>, String> = match section.kind {
+        ForgeKind::GitHub => GitHub::new(section.clone()).map(|p| Arc::new(p) as Arc<dyn WebProvider>),
+        ForgeKind::GitLab => GitLab::new(section.clone()).map(|p| Arc::new(p) as Arc<dyn WebProvider>),
+    };
+    match provider {
+        Ok(provider) => providers.push(ConfiguredProvider {
+            provider,
+            registry_url: section.registry_url.clone().unwrap_or_default(),
+            redirect_uri: section.redirect_uri.clone(),
+        }),
+        Err(e) => {
+            diags.error(section.kind.section(), section.line, e);
+        }
+    }
+}
+
+/// `google_auth` or `oidc_auth`.
+fn openid_provider(
+    section: Option<&crate::config::web_signin::OpenIdSection>,
+    providers: &mut Vec<ConfiguredProvider>,
+    diags: &mut Diagnostics,
+) {
+    if let Some(section) = section {
         let google = section.section == "google_auth";
         let settings = OpenIdSettings {
             name: if google { "google" } else { "oidc" },
@@ -260,16 +296,14 @@ fn web_providers(config: &Config, diags: &mut Diagnostics) -> Vec<ConfiguredProv
             }
         }
     }
-    providers
 }
 
 /// The bcrypt cost of generated passwords: the first `token_hash_cost` set, else 10.
 fn token_hash_cost(config: &Config) -> u32 {
-    [&config.web_signin.google, &config.web_signin.oidc]
-        .into_iter()
-        .flatten()
-        .find_map(|s| s.token_hash_cost)
-        .unwrap_or(crate::authn::oidc::records::DEFAULT_HASH_COST)
+    let web = &config.web_signin;
+    let openid = [&web.google, &web.oidc].into_iter().flatten().map(|s| s.token_hash_cost);
+    let forges = [&web.github, &web.gitlab].into_iter().flatten().map(|s| s.token_hash_cost);
+    openid.chain(forges).flatten().next().unwrap_or(crate::authn::oidc::records::DEFAULT_HASH_COST)
 }
 
 /// What the chain needs to check web sign-in passwords.

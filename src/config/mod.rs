@@ -13,6 +13,7 @@ pub mod casbin;
 pub mod ci_token;
 pub mod diag;
 pub mod ext;
+pub mod forge;
 pub mod identity;
 pub mod ldap;
 pub mod letsencrypt;
@@ -32,6 +33,7 @@ pub use acl::AclSource;
 pub use cache::CredentialCacheConfig;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use ext::ExtConfig;
+pub use forge::{ForgeConfig, ForgeKind};
 pub use ldap::LdapConfig;
 pub use limits::{LimitsConfig, ScopeLimits};
 pub use lockout::LockoutConfig;
@@ -104,7 +106,6 @@ const AUTHN_SECTIONS: &[&str] = &[
 ];
 /// Authorization sections in chain order; `casbin_authz` does not count (docker_auth quirk).
 const AUTHZ_SECTIONS: &[&str] = &["acl", "acl_mongo", "acl_xorm", "ext_authz", "plugin_authz"];
-const NOT_YET: &[&str] = &["github_auth", "gitlab_auth"];
 /// Go plugins (`.so`) can only be loaded by a Go program.
 const GO_PLUGINS: &[(&str, &str)] = &[("plugin_authn", "ext_auth"), ("plugin_authz", "ext_authz")];
 
@@ -153,7 +154,6 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let mongo_auth = mongo::read_auth(&mut top, &mut diags);
     let xorm_auth = xorm::read_auth(&mut top, &mut diags);
     let web_signin = web_signin::read(&mut top, &mut diags);
-    reject_not_yet_supported(&mut top, &mut diags);
     reject_go_plugins(&mut top, &mut diags);
     let ldap = ldap::read(&mut top, &mut diags);
     let acl = acl::read(&mut top, &mut diags);
@@ -231,7 +231,7 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 fn known_top_level() -> Vec<&'static str> {
     let mut known =
         vec!["server", "token", "credential_cache", "identity_tokens", "casbin_authz", "limits", "store", "lockout"];
-    known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS).chain(NOT_YET));
+    known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS));
     known.sort_unstable();
     known.dedup();
     known
@@ -246,16 +246,6 @@ fn check_sections_present(
 ) {
     if !sections.iter().any(|s| top.has_value(s)) {
         report(diags);
-    }
-}
-
-fn reject_not_yet_supported(top: &mut Section<'_>, diags: &mut Diagnostics) {
-    for section in NOT_YET {
-        if let Some(node) = top.node(section) {
-            diags.error(*section, node.line, format!("{section} is not supported yet by registry-auth")).hint(format!(
-                "remove the {section} section or keep docker_auth for it; supported now: users, ext_auth, google_auth, oidc_auth, ldap_auth, mongo_auth, xorm_auth, acl, acl_mongo, acl_xorm, ext_authz, casbin_authz"
-            ));
-        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::diag::Diagnostics;
+use super::forge::{self, ForgeConfig, ForgeKind};
 use super::reader::Section;
 use super::store::StoreConfig;
 use crate::authn::oidc::openid::GOOGLE_ISSUER;
@@ -82,17 +83,34 @@ pub struct OpenIdSection {
 #[derive(Debug, Clone, Default)]
 pub struct WebSignInConfig {
     pub google: Option<OpenIdSection>,
+    /// `github_auth` (`config::forge`).
+    pub github: Option<ForgeConfig>,
     pub oidc: Option<OpenIdSection>,
+    /// `gitlab_auth` (`config::forge`).
+    pub gitlab: Option<ForgeConfig>,
 }
 
 impl WebSignInConfig {
     pub fn is_empty(&self) -> bool {
-        self.google.is_none() && self.oidc.is_none()
+        self.google.is_none() && self.github.is_none() && self.oidc.is_none() && self.gitlab.is_none()
+    }
+
+    /// Every configured section's name, line and token DB.
+    fn token_dbs(&self) -> Vec<(&'static str, &TokenDb)> {
+        let openid = [&self.google, &self.oidc].into_iter().flatten().map(|s| (s.section, &s.token_db));
+        let forges = [&self.github, &self.gitlab].into_iter().flatten().map(|f| (f.kind.section(), &f.token_db));
+        openid.chain(forges).collect()
     }
 }
 
+/// In docker_auth's order: google, github, oidc, gitlab.
 pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> WebSignInConfig {
-    WebSignInConfig { google: read_section(root, "google_auth", diags), oidc: read_section(root, "oidc_auth", diags) }
+    WebSignInConfig {
+        google: read_section(root, "google_auth", diags),
+        github: forge::read(root, ForgeKind::GitHub, diags),
+        oidc: read_section(root, "oidc_auth", diags),
+        gitlab: forge::read(root, ForgeKind::GitLab, diags),
+    }
 }
 
 fn read_section(root: &mut Section<'_>, section: &'static str, diags: &mut Diagnostics) -> Option<OpenIdSection> {
@@ -270,7 +288,7 @@ fn read_timeout(s: &mut Section<'_>, diags: &mut Diagnostics) -> Duration {
     }
 }
 
-fn read_token_db(s: &mut Section<'_>, diags: &mut Diagnostics) -> (Option<TokenDb>, Option<u32>) {
+pub(super) fn read_token_db(s: &mut Section<'_>, diags: &mut Diagnostics) -> (Option<TokenDb>, Option<u32>) {
     let present: Vec<&str> = TOKEN_DB_KEYS.iter().copied().filter(|k| s.has_value(k)).collect();
     if present.len() > 1 {
         diags
@@ -361,9 +379,9 @@ fn read_cost(sub: &mut Section<'_>, diags: &mut Diagnostics) -> Option<u32> {
 
 /// `redis_token_db` works when it is the store's Redis: the same `t:<account>` keys.
 pub fn check_token_dbs(web: &WebSignInConfig, store: &StoreConfig, diags: &mut Diagnostics) {
-    for section in [&web.google, &web.oidc].into_iter().flatten() {
-        let TokenDb::Redis { addrs, line } = &section.token_db else { continue };
-        let path = format!("{}.redis_token_db", section.section);
+    for (section, token_db) in web.token_dbs() {
+        let TokenDb::Redis { addrs, line } = token_db else { continue };
+        let path = format!("{section}.redis_token_db");
         match store {
             StoreConfig::Redis(redis)
                 if addrs.iter().all(|a| redis.addrs.contains(a)) && redis.key_prefix.is_empty() => {}

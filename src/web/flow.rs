@@ -165,7 +165,7 @@ async fn callback(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpRe
             return refuse(SignInError::Unavailable);
         }
     };
-    let password = match web.db.sign_in(&signed_in).await {
+    let password = match web.db.sign_in(provider.name(), &signed_in).await {
         Ok(Ok(password)) => password,
         Ok(Err(why)) => {
             tracing::error!(provider = provider.name(), reason = %why, "cannot store the sign-in");

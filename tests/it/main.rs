@@ -16,6 +16,7 @@ mod drop_in;
 mod e2e;
 mod explain;
 mod ext;
+mod forge_login;
 mod fuzz;
 mod http_contract;
 mod identity_tokens;

@@ -116,6 +116,12 @@ pub struct TokenRecord {
     pub docker_password: String,
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
+    /// Our addition: the provider that wrote the record (`github`, `oidc`...), so that with
+    /// several providers on one store only that provider checks and revalidates it. Go's
+    /// decoder ignores the field; a record without it (written by docker_auth) belongs to
+    /// whichever provider comes first in the chain, as when docker_auth shared one Redis.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider: String,
 }
 
 /// The store key of an account's record.

@@ -58,9 +58,9 @@ impl TokenDb {
         self.store.put_json(&record_key(account), record, None).await
     }
 
-    /// Stores a fresh sign-in with a new password (replacing any earlier one) and returns
-    /// the password, to be shown once. bcrypt runs off the async executor.
-    pub async fn sign_in(&self, signed_in: &SignedIn) -> Result<Result<Secret, String>, StoreError> {
+    /// Stores a fresh sign-in at `provider` with a new password (replacing any earlier one)
+    /// and returns the password, to be shown once. bcrypt runs off the async executor.
+    pub async fn sign_in(&self, provider: &str, signed_in: &SignedIn) -> Result<Result<Secret, String>, StoreError> {
         let password = generate_password();
         let (plain, cost) = (password.clone(), self.hash_cost);
         let hash = tokio::task::spawn_blocking(move || bcrypt::hash(plain.expose(), cost))
@@ -71,7 +71,8 @@ impl TokenDb {
             Ok(hash) => hash,
             Err(e) => return Ok(Err(format!("cannot hash the generated password: {e}"))),
         };
-        let record = record_of(&signed_in.upstream, signed_in.valid_until, hash, signed_in.labels.clone());
+        let mut record = record_of(&signed_in.upstream, signed_in.valid_until, hash, signed_in.labels.clone());
+        record.provider = provider.to_string();
         self.put(&signed_in.account, &record).await?;
         Ok(Ok(password))
     }
@@ -100,6 +101,7 @@ pub fn record_of(
         valid_until: format_time(valid_until),
         docker_password,
         labels,
+        provider: String::new(),
     }
 }
 

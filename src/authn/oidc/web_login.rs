@@ -37,8 +37,12 @@ impl WebLoginAuth {
         WebLoginAuth { provider, db, verifier, name, decoy_unknown }
     }
 
+    /// The account's record if this provider wrote it (or docker_auth did, without saying
+    /// which provider): another provider's record is another provider's to check.
     async fn record(&self, account: &str) -> Result<Option<TokenRecord>, AuthnError> {
-        self.db.get(account).await.map_err(|e| AuthnError(format!("web sign-in record unavailable: {e}")))
+        let record =
+            self.db.get(account).await.map_err(|e| AuthnError(format!("web sign-in record unavailable: {e}")))?;
+        Ok(record.filter(|r| r.provider.is_empty() || r.provider == self.provider.name()))
     }
 
     /// The record's labels, after asking the upstream again when `valid_until` has passed.
@@ -57,6 +61,7 @@ impl WebLoginAuth {
                 }
                 renewed.valid_until = format_time(valid_until);
                 renewed.labels = labels.clone();
+                renewed.provider = self.provider.name().to_string();
                 self.db
                     .put(account, &renewed)
                     .await

@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod containerd;
+pub mod forge;
 pub mod http;
 pub mod jwt_issuer;
 pub mod mongo;
