@@ -32,5 +32,6 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod upstream_client;
 pub mod weak_keys;
 pub mod web;

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use instant_acme::{BodyWrapper, BytesResponse, Error, HttpClient};
 
 use crate::config::letsencrypt::LetsEncryptConfig;
+use crate::upstream_client::{error_chain, system_roots};
 
 pub struct AcmeHttp {
     client: Client<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
@@ -55,12 +56,7 @@ fn roots(config: &LetsEncryptConfig) -> Result<rustls::RootCertStore, String> {
                 return Err(format!("no PEM certificate in {}", path.display()));
             }
         }
-        None => {
-            // Unreadable system certificates only shrink the store; verification then fails closed.
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
+        None => roots = system_roots(),
     }
     Ok(roots)
 }
@@ -86,16 +82,4 @@ impl HttpClient for AcmeHttp {
             }
         })
     }
-}
-
-/// hyper's errors say "client error (Connect)"; the causes below them say what happened.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

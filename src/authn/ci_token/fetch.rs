@@ -1,26 +1,22 @@
 //! Fetches an issuer's keys: OIDC discovery (`/.well-known/openid-configuration`), then
 //! its `jwks_uri`. Every request is bounded (connect and whole-answer timeout, body-size
 //! cap, no redirects), so a slow or hostile endpoint costs one bounded wait, never a hang.
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use url::Url;
 
 use super::keys::KeySet;
 use crate::config::ci_token::is_loopback;
+use crate::upstream_client::{error_chain, https_or_http_client, system_roots, HttpsClient};
 
 /// Discovery documents and JWKS are a few kilobytes; anything past this is refused.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub struct Fetcher {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: HttpsClient<Empty<Bytes>>,
     issuer: String,
     timeout: Duration,
 }
@@ -34,21 +30,7 @@ struct Discovery {
 impl Fetcher {
     /// `ca_pem`: the roots for the issuer's HTTPS; `None` = the system roots.
     pub fn new(issuer: &str, ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Fetcher, String> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_root_certificates(roots(ca_pem)?)
-            .with_no_client_auth();
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        let client = https_or_http_client(roots(ca_pem)?, timeout)?;
         Ok(Fetcher { client, issuer: issuer.to_string(), timeout })
     }
 
@@ -104,24 +86,7 @@ fn roots(ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
                 roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
             }
         }
-        None => {
-            // Unreadable system certificates only shrink the store; verification then fails closed.
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
+        None => roots = system_roots(),
     }
     Ok(roots)
-}
-
-/// hyper's errors say "client error (Connect)"; the causes below them say what happened.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

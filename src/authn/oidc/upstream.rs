@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use url::Url;
+
+use crate::upstream_client::{error_chain, https_or_http_client, system_roots, HttpsClient};
 
 /// Largest upstream answer read (a discovery document or JWKS is a few KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -52,33 +50,14 @@ fn is_loopback_host(url: &Url) -> bool {
 
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpsClient<Full<Bytes>>,
     timeout: Duration,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Upstream {
     pub fn new(timeout: Duration) -> Result<Upstream, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        // Unreadable system certificates only shrink the store; verification then fails closed.
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        let client = https_or_http_client(system_roots(), timeout)?;
         Ok(Upstream { client, timeout, in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)) })
     }
 
@@ -166,17 +145,6 @@ fn redact(url: &Url) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

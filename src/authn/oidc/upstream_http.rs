@@ -9,13 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
 use super::provider::ProviderError;
+use crate::upstream_client::{error_chain, https_or_http_client, system_roots, HttpsClient};
 
 /// Largest upstream body read (JSON answers of a few kilobytes; a page of 100 teams is ~300 KiB).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -23,7 +20,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 const MAX_IN_FLIGHT: usize = 64;
 
 pub struct UpstreamHttp {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpsClient<Full<Bytes>>,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
 }
@@ -38,26 +35,7 @@ pub struct UpstreamResponse {
 
 impl UpstreamHttp {
     pub fn new(timeout: Duration) -> Result<UpstreamHttp, String> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        // Unreadable system certificates only shrink the store; verification then fails closed.
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        let client = https_or_http_client(system_roots(), timeout)?;
         Ok(UpstreamHttp { client, timeout, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)) })
     }
 
@@ -96,16 +74,4 @@ fn describe<B>(request: &Request<B>) -> String {
     let uri = request.uri();
     let host = uri.authority().map(|a| a.as_str()).unwrap_or("");
     format!("{} {}://{host}{}", request.method(), uri.scheme_str().unwrap_or("http"), uri.path())
-}
-
-/// hyper's errors say "client error (Connect)"; the causes below them say what happened.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
