@@ -9,9 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use url::Url;
 
-use super::provider::{ProviderError, UpstreamTokens};
+use super::provider::{ProviderError, Revalidation, SignedIn, TokenRecord, UpstreamTokens};
 use super::upstream_http::{UpstreamHttp, UpstreamResponse};
 use crate::config::ForgeConfig;
+use crate::request::Labels;
 use crate::secret::Secret;
 
 const USER_AGENT: &str = concat!("registry-auth/", env!("CARGO_PKG_VERSION"));
@@ -202,4 +203,71 @@ pub fn authorize_url(
         }
     }
     url
+}
+
+/// What a forge's user API says of an access token.
+pub enum Verdict {
+    Allowed { account: String, labels: Labels },
+    Refused(String),
+}
+
+/// The two calls that differ between GitHub and GitLab; the rest of sign-in and
+/// revalidation is shared.
+#[async_trait::async_trait]
+pub trait Forge: Send + Sync {
+    /// `github` or `gitlab`, for logs.
+    fn forge_name(&self) -> &'static str;
+    fn http(&self) -> &UpstreamHttp;
+    fn config(&self) -> &ForgeConfig;
+    /// The OAuth token endpoint.
+    fn token_url(&self) -> String;
+    /// Asks the user API who the token belongs to and whether the forge's rules allow them.
+    async fn verify(&self, token: &Secret) -> Result<Verdict, ProviderError>;
+}
+
+/// A verified sign-in, to be asked again after `revalidate_after`.
+pub fn signed_in(config: &ForgeConfig, account: String, labels: Labels, upstream: UpstreamTokens) -> SignedIn {
+    SignedIn { account, labels, upstream, valid_until: std::time::SystemTime::now() + config.revalidate_after }
+}
+
+/// At revalidation every "no" is the same answer: the account must sign in again.
+fn refused_as_verdict(result: Result<Verdict, ProviderError>) -> Result<Verdict, ProviderError> {
+    match result {
+        Err(ProviderError::Refused(why)) => Ok(Verdict::Refused(why)),
+        other => other,
+    }
+}
+
+/// Revalidation for both forges: the stored access token, or when the forge refuses it and
+/// a refresh token exists (GitHub App tokens expire after 8 hours, GitLab's after 2), a
+/// renewed one; the token must still belong to `account`.
+pub async fn revalidate(forge: &dyn Forge, account: &str, record: &TokenRecord) -> Result<Revalidation, ProviderError> {
+    let mut upstream = stored_tokens(record);
+    let mut verdict = refused_as_verdict(forge.verify(&upstream.access_token).await)?;
+    if let (Verdict::Refused(_), Some(refresh)) = (&verdict, upstream.refresh_token.clone()) {
+        let grant = Grant::Refresh { refresh_token: refresh.expose() };
+        match redeem(forge.http(), forge.config(), &forge.token_url(), grant).await {
+            Ok(fresh) => {
+                upstream = fresh;
+                verdict = refused_as_verdict(forge.verify(&upstream.access_token).await)?;
+            }
+            Err(ProviderError::Refused(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match verdict {
+        Verdict::Allowed { account: found, labels } if found == account => {
+            let signed = signed_in(forge.config(), found, labels, upstream);
+            Ok(Revalidation::Valid {
+                labels: signed.labels,
+                upstream: signed.upstream,
+                valid_until: signed.valid_until,
+            })
+        }
+        Verdict::Allowed { .. } => Ok(Revalidation::Refused),
+        Verdict::Refused(why) => {
+            tracing::info!(provider = forge.forge_name(), account = %account, reason = %why, "revalidation refused");
+            Ok(Revalidation::Refused)
+        }
+    }
 }

@@ -6,16 +6,13 @@
 //! Endpoints: <https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps>,
 //! `GET /user`, `GET /orgs/{org}/members/{username}`, `GET /user/teams`, `GET /orgs/{org}/teams/{slug}`.
 use std::collections::BTreeSet;
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use url::Url;
 
-use super::forge_oauth::{self, Api, Grant};
-use super::provider::{
-    AuthorizeRequest, Callback, ProviderError, Revalidation, SignedIn, TokenRecord, UpstreamTokens, WebProvider,
-};
+use super::forge_oauth::{self, Api, Forge, Grant, Verdict};
+use super::provider::{AuthorizeRequest, Callback, ProviderError, Revalidation, SignedIn, TokenRecord, WebProvider};
 use super::upstream_http::UpstreamHttp;
 use crate::config::ForgeConfig;
 use crate::request::Labels;
@@ -58,12 +55,6 @@ struct ParentTeam {
     slug: String,
 }
 
-/// Why a token does not (or no longer) prove an allowed account.
-enum Verdict {
-    Allowed { login: String, labels: Labels },
-    Refused(String),
-}
-
 impl GitHub {
     pub fn new(config: ForgeConfig) -> Result<GitHub, String> {
         let http = UpstreamHttp::new(config.http_timeout)?;
@@ -75,7 +66,7 @@ impl GitHub {
     }
 
     /// The user, the organization rule and the teams, all asked with `token`.
-    async fn verify(&self, token: &Secret) -> Result<Verdict, ProviderError> {
+    async fn check_token(&self, token: &Secret) -> Result<Verdict, ProviderError> {
         let login = match forge_oauth::get_json::<User>(&self.http, &self.api("/user"), token, ACCEPT).await?.0 {
             Api::Found(user) if !user.login.is_empty() => user.login,
             Api::Found(_) => return Err(ProviderError::Unavailable("GET /user: no login in the answer".into())),
@@ -89,7 +80,7 @@ impl GitHub {
             }
             labels.insert("teams".into(), self.teams(org, token).await?);
         }
-        Ok(Verdict::Allowed { login, labels })
+        Ok(Verdict::Allowed { account: login, labels })
     }
 
     /// docker_auth's rule: 204 is a member; 404 (not a member) and 302 (the token's user
@@ -152,10 +143,6 @@ impl GitHub {
         }
         Ok(slugs.into_iter().collect())
     }
-
-    fn signed_in(&self, login: String, labels: Labels, upstream: UpstreamTokens) -> SignedIn {
-        SignedIn { account: login, labels, upstream, valid_until: SystemTime::now() + self.config.revalidate_after }
-    }
 }
 
 /// A path segment, percent-encoded (logins and slugs are `[A-Za-z0-9-]`, but never trust that).
@@ -172,14 +159,6 @@ fn next_page(headers: &http::HeaderMap, api: &Url) -> Option<String> {
     let parsed = Url::parse(url).ok()?;
     let same_origin = parsed.origin() == api.origin() && parsed.path().starts_with(api.path().trim_end_matches('/'));
     same_origin.then(|| parsed.to_string())
-}
-
-/// At revalidation every "no" is the same answer: the account must sign in again.
-fn refused_as_verdict(result: Result<Verdict, ProviderError>) -> Result<Verdict, ProviderError> {
-    match result {
-        Err(ProviderError::Refused(why)) => Ok(Verdict::Refused(why)),
-        other => other,
-    }
 }
 
 #[async_trait]
@@ -211,49 +190,35 @@ impl WebProvider for GitHub {
             redirect_uri: self.config.redirect_uri.as_ref(),
         };
         let upstream = forge_oauth::redeem(&self.http, &self.config, &token_url, grant).await?;
-        match self.verify(&upstream.access_token).await? {
-            Verdict::Allowed { login, labels } => Ok(self.signed_in(login, labels, upstream)),
+        match self.check_token(&upstream.access_token).await? {
+            Verdict::Allowed { account: login, labels } => {
+                Ok(forge_oauth::signed_in(&self.config, login, labels, upstream))
+            }
             Verdict::Refused(why) => Err(ProviderError::Refused(why)),
         }
     }
 
     async fn revalidate(&self, account: &str, record: &TokenRecord) -> Result<Revalidation, ProviderError> {
-        let mut upstream = forge_oauth::stored_tokens(record);
-        let mut verdict = refused_as_verdict(self.verify(&upstream.access_token).await)?;
-        // GitHub App user tokens expire after 8 hours and come with a refresh token.
-        if let (Verdict::Refused(_), Some(refresh)) = (&verdict, upstream.refresh_token.clone()) {
-            let token_url = forge_oauth::join(&self.config.web_uri, "/login/oauth/access_token");
-            match forge_oauth::redeem(
-                &self.http,
-                &self.config,
-                &token_url,
-                Grant::Refresh { refresh_token: refresh.expose() },
-            )
-            .await
-            {
-                Ok(fresh) => {
-                    upstream = fresh;
-                    verdict = refused_as_verdict(self.verify(&upstream.access_token).await)?;
-                }
-                Err(ProviderError::Refused(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        match verdict {
-            Verdict::Allowed { login, labels } if login == account => {
-                let signed = self.signed_in(login, labels, upstream);
-                Ok(Revalidation::Valid {
-                    labels: signed.labels,
-                    upstream: signed.upstream,
-                    valid_until: signed.valid_until,
-                })
-            }
-            Verdict::Allowed { .. } => Ok(Revalidation::Refused),
-            Verdict::Refused(why) => {
-                tracing::info!(provider = "github", account = %account, reason = %why, "revalidation refused");
-                Ok(Revalidation::Refused)
-            }
-        }
+        forge_oauth::revalidate(self, account, record).await
+    }
+}
+
+#[async_trait]
+impl Forge for GitHub {
+    fn forge_name(&self) -> &'static str {
+        "github"
+    }
+    fn http(&self) -> &UpstreamHttp {
+        &self.http
+    }
+    fn config(&self) -> &ForgeConfig {
+        &self.config
+    }
+    fn token_url(&self) -> String {
+        forge_oauth::join(&self.config.web_uri, "/login/oauth/access_token")
+    }
+    async fn verify(&self, token: &Secret) -> Result<Verdict, ProviderError> {
+        self.check_token(token).await
     }
 }
 

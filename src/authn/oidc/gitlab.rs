@@ -7,16 +7,13 @@
 //! Endpoints: <https://docs.gitlab.com/api/oauth2/>, <https://docs.gitlab.com/integration/openid_connect_provider/>,
 //! <https://docs.gitlab.com/api/users/#for-normal-users-1>.
 use std::collections::BTreeSet;
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use url::Url;
 
-use super::forge_oauth::{self, Api, Grant};
-use super::provider::{
-    AuthorizeRequest, Callback, ProviderError, Revalidation, SignedIn, TokenRecord, UpstreamTokens, WebProvider,
-};
+use super::forge_oauth::{self, Api, Forge, Grant, Verdict};
+use super::provider::{AuthorizeRequest, Callback, ProviderError, Revalidation, SignedIn, TokenRecord, WebProvider};
 use super::upstream_http::UpstreamHttp;
 use crate::config::ForgeConfig;
 use crate::request::Labels;
@@ -46,11 +43,6 @@ struct UserInfo {
     groups: Vec<String>,
 }
 
-enum Verdict {
-    Allowed { username: String, labels: Labels },
-    Refused(String),
-}
-
 impl GitLab {
     pub fn new(config: ForgeConfig) -> Result<GitLab, String> {
         let http = UpstreamHttp::new(config.http_timeout)?;
@@ -61,7 +53,7 @@ impl GitLab {
         forge_oauth::join(&self.config.web_uri, "/oauth/token")
     }
 
-    async fn verify(&self, token: &Secret) -> Result<Verdict, ProviderError> {
+    async fn check_token(&self, token: &Secret) -> Result<Verdict, ProviderError> {
         let url = forge_oauth::join(&self.config.api_uri, "/user");
         let user = match forge_oauth::get_json::<User>(&self.http, &url, token, ACCEPT).await?.0 {
             Api::Found(user) if !user.username.is_empty() => user,
@@ -81,19 +73,7 @@ impl GitLab {
         let groups: BTreeSet<String> = groups.into_iter().filter(|g| !g.is_empty()).take(MAX_GROUPS).collect();
         let mut labels = Labels::new();
         labels.insert("groups".into(), groups.into_iter().collect());
-        Ok(Verdict::Allowed { username: user.username, labels })
-    }
-
-    fn signed_in(&self, username: String, labels: Labels, upstream: UpstreamTokens) -> SignedIn {
-        SignedIn { account: username, labels, upstream, valid_until: SystemTime::now() + self.config.revalidate_after }
-    }
-}
-
-/// At revalidation every "no" is the same answer: the account must sign in again.
-fn refused_as_verdict(result: Result<Verdict, ProviderError>) -> Result<Verdict, ProviderError> {
-    match result {
-        Err(ProviderError::Refused(why)) => Ok(Verdict::Refused(why)),
-        other => other,
+        Ok(Verdict::Allowed { account: user.username, labels })
     }
 }
 
@@ -124,46 +104,34 @@ impl WebProvider for GitLab {
         let grant =
             Grant::Code { code: &callback.code, pkce_verifier: &callback.pkce_verifier, redirect_uri: Some(redirect) };
         let upstream = forge_oauth::redeem(&self.http, &self.config, &self.token_url(), grant).await?;
-        match self.verify(&upstream.access_token).await? {
-            Verdict::Allowed { username, labels } => Ok(self.signed_in(username, labels, upstream)),
+        match self.check_token(&upstream.access_token).await? {
+            Verdict::Allowed { account: username, labels } => {
+                Ok(forge_oauth::signed_in(&self.config, username, labels, upstream))
+            }
             Verdict::Refused(why) => Err(ProviderError::Refused(why)),
         }
     }
 
     async fn revalidate(&self, account: &str, record: &TokenRecord) -> Result<Revalidation, ProviderError> {
-        let mut upstream = forge_oauth::stored_tokens(record);
-        let mut verdict = refused_as_verdict(self.verify(&upstream.access_token).await)?;
-        if let (Verdict::Refused(_), Some(refresh)) = (&verdict, upstream.refresh_token.clone()) {
-            match forge_oauth::redeem(
-                &self.http,
-                &self.config,
-                &self.token_url(),
-                Grant::Refresh { refresh_token: refresh.expose() },
-            )
-            .await
-            {
-                Ok(fresh) => {
-                    upstream = fresh;
-                    verdict = refused_as_verdict(self.verify(&upstream.access_token).await)?;
-                }
-                Err(ProviderError::Refused(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        match verdict {
-            Verdict::Allowed { username, labels } if username == account => {
-                let signed = self.signed_in(username, labels, upstream);
-                Ok(Revalidation::Valid {
-                    labels: signed.labels,
-                    upstream: signed.upstream,
-                    valid_until: signed.valid_until,
-                })
-            }
-            Verdict::Allowed { .. } => Ok(Revalidation::Refused),
-            Verdict::Refused(why) => {
-                tracing::info!(provider = "gitlab", account = %account, reason = %why, "revalidation refused");
-                Ok(Revalidation::Refused)
-            }
-        }
+        forge_oauth::revalidate(self, account, record).await
+    }
+}
+
+#[async_trait]
+impl Forge for GitLab {
+    fn forge_name(&self) -> &'static str {
+        "gitlab"
+    }
+    fn http(&self) -> &UpstreamHttp {
+        &self.http
+    }
+    fn config(&self) -> &ForgeConfig {
+        &self.config
+    }
+    fn token_url(&self) -> String {
+        GitLab::token_url(self)
+    }
+    async fn verify(&self, token: &Secret) -> Result<Verdict, ProviderError> {
+        self.check_token(token).await
     }
 }
