@@ -74,14 +74,21 @@ async fn route(req: &HttpRequest, payload: web::Payload, state: &AppState) -> (&
 }
 
 /// Ready when a config is loaded (there is a state), every backend can answer and so
-/// can the store.
+/// can the store. The three are asked at once: a database that is down costs its own
+/// timeout, not the sum of every backend's (a probe would give up first).
 async fn ready(state: &AppState) -> HttpResponse {
-    let failure = match (state.service.authn.ready().await, state.service.authz.ready().await) {
+    let (authn, authz, store) = futures_util::future::join3(
+        state.service.authn.ready(),
+        state.service.authz.ready(),
+        state.service.store.health(),
+    )
+    .await;
+    let failure = match (authn, authz) {
         (Err((backend, e)), _) => Some((backend, e.to_string())),
         (_, Err((backend, e))) => Some((backend, e.to_string())),
         _ => None,
     };
-    let failure = match (failure, state.service.store.health().await) {
+    let failure = match (failure, store) {
         (None, Err(e)) => {
             tracing::warn!(store = %state.service.store.describe(), error = %e, "not ready");
             return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: the store is unavailable\n".to_string());
