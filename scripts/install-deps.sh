@@ -2,7 +2,8 @@
 # Installs the real programs the test suite runs against (no mocks):
 # Debian packages, the PyPI package secantusdb, and the registry 3.x binaries
 # (distribution v3.0.0 and v3.1.1) in target/peers, and the npm packages of
-# tests/oidc-provider (oidc-provider, pinned by its package-lock.json).
+# tests/oidc-provider (oidc-provider, pinned by its package-lock.json); python3-plyvel for
+# Debian's /usr/bin/python3 (tests/leveldb/write_token_db.py).
 # Idempotent: anything already present is skipped, so a second run takes ~1 s.
 set -euo pipefail
 
@@ -28,6 +29,10 @@ APT_COMPONENTS=(
   "chromium|chromium"
   "chromedriver|chromium-driver"
   "node|nodejs"
+  # level_token_db tests: a real LevelDB writer (libleveldb, snappy tables) for Debian's
+  # /usr/bin/python3, and flock(1) to hold a LevelDB lock as docker_auth's goleveldb does.
+  "/usr/lib/python3/dist-packages/plyvel|python3-plyvel"
+  "flock|util-linux"
 )
 PYPI_PACKAGE=secantusdb
 PYPI_COMMAND=secantusd-py

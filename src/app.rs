@@ -37,6 +37,8 @@ use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
 use crate::web::{ConfiguredProvider, WebSignIn};
 
+mod level_token_dbs;
+
 /// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
 pub struct Built {
     pub state: AppState,
@@ -51,7 +53,7 @@ pub struct Built {
 /// the config key.
 pub fn build(config: &Config) -> Result<Built, Vec<Diagnostic>> {
     let store = crate::store::connect(&config.store).map_err(|e| vec![store_diagnostic(&config.store, &e)])?;
-    build_with(config, store)
+    build_as(config, store, Owner::No)
 }
 
 /// The problem of a store that cannot be opened, pointing at the `store:` section.
@@ -74,8 +76,21 @@ pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic 
     }
 }
 
-/// [`build`] with a store already open (the one `serve` owns, or the running one on reload).
+/// [`build`] with a store already open (the one `serve` owns, or the running one on reload):
+/// this process serves, so it imports and opens `level_token_db` directories.
 pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diagnostic>> {
+    build_as(config, store, Owner::Yes)
+}
+
+/// Whether the build is for the serving process (which owns docker_auth's LevelDB
+/// directories) or for `check-config`, `explain` and other CLI runs (which only check them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Yes,
+    No,
+}
+
+fn build_as(config: &Config, store: SharedStore, owner: Owner) -> Result<Built, Vec<Diagnostic>> {
     let mut diags = Diagnostics::default();
     let (tls, acme) = listener_tls(config, &mut diags);
     let key = signing_key(config, &mut diags);
@@ -83,7 +98,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
     let mut clients = Clients::default();
     let mut pools = Pools::default();
     let web_providers = web_providers(config, &mut diags);
-    let token_db = Arc::new(TokenDb::new(store.clone(), token_hash_cost(config)));
+    let token_db = Arc::new(level_token_dbs::token_db(config, &store, owner == Owner::Yes, &mut diags));
     let web_chain = WebChain { providers: &web_providers, db: &token_db };
     let authn = authn_chain(config, &web_chain, &mut clients, &mut pools, &mut diags);
     // The database ACLs are loaded only once the cheap checks passed.
@@ -299,7 +314,7 @@ fn openid_provider(
 }
 
 /// The bcrypt cost of generated passwords: the first `token_hash_cost` set, else 10.
-fn token_hash_cost(config: &Config) -> u32 {
+pub(crate) fn token_hash_cost(config: &Config) -> u32 {
     let web = &config.web_signin;
     let openid = [&web.google, &web.oidc].into_iter().flatten().map(|s| s.token_hash_cost);
     let forges = [&web.github, &web.gitlab].into_iter().flatten().map(|s| s.token_hash_cost);

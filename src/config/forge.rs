@@ -329,7 +329,7 @@ mod tests {
         assert!(d.errors.is_empty(), "{:?}", d.errors);
         let c = c.unwrap();
         assert_eq!(c.client_secret.expose(), "s3cret");
-        assert_eq!(c.token_db, TokenDb::FreshLevel { path: "/x".into() });
+        assert_eq!(c.token_db, TokenDb::Level { path: "/x".into(), mode: None, line: 5 });
         assert_eq!(c.token_hash_cost, Some(5));
         let text = "github_auth:\n  client_id: a\n  client_secret_file: /nonexistent/x\n";
         let (_, d) = load(text, ForgeKind::GitHub);

@@ -1,9 +1,10 @@
 //! docker_auth's web sign-in sections `google_auth` and `oidc_auth`, key for key
 //! (reference.yml, parity.md §3.2), with their token DB subsections mapped onto our store
 //! (state.md): `redis_token_db` must be the Redis of `store:` (docker_auth's `t:<account>`
-//! records then keep working), `level_token_db` names a directory we do not read yet (a
-//! fresh one is fine: records go to the store), `gcs_token_db` is refused.
-use std::path::Path;
+//! records then keep working), `level_token_db` names docker_auth's LevelDB directory,
+//! imported once into the store or used directly (`mode:`, ours; see [`LevelMode`]),
+//! `gcs_token_db` is refused.
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use url::Url;
@@ -54,8 +55,28 @@ pub enum TokenDb {
     Store,
     /// `redis_token_db`: accepted when it is the Redis of `store:`.
     Redis { addrs: Vec<String>, line: usize },
-    /// `level_token_db` naming a directory without a LevelDB: our store.
-    FreshLevel { path: String },
+    /// `level_token_db`: docker_auth's LevelDB directory (`authn::oidc::level_db`).
+    Level { path: PathBuf, mode: Option<LevelMode>, line: usize },
+}
+
+/// What `level_token_db.mode` (ours; docker_auth ignores the key) does with the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelMode {
+    /// Copy its records into `store:` once, at the first start that sees it; from then on
+    /// the store holds the sign-ins (one engine for every record, replicas through Redis,
+    /// docker_auth's directory left untouched for a rollback). The default with a `store:`.
+    Import,
+    /// Read and write the directory itself, as docker_auth does (one server only; sign-ins
+    /// made here stay visible to docker_auth). The default without a `store:` section,
+    /// where importing into the memory engine would lose every sign-in at restart.
+    Direct,
+}
+
+impl LevelMode {
+    /// `mode:` unset: import into a persistent store, else use the directory.
+    pub fn resolve(mode: Option<LevelMode>, store: &StoreConfig) -> LevelMode {
+        mode.unwrap_or(if *store == StoreConfig::Memory { LevelMode::Direct } else { LevelMode::Import })
+    }
 }
 
 /// What `google_auth` and `oidc_auth` share.
@@ -93,6 +114,19 @@ pub struct WebSignInConfig {
 impl WebSignInConfig {
     pub fn is_empty(&self) -> bool {
         self.google.is_none() && self.github.is_none() && self.oidc.is_none() && self.gitlab.is_none()
+    }
+
+    /// Every `level_token_db`: `(provider, section, path, mode, line)`, in chain order.
+    pub fn level_dbs(&self) -> Vec<(&'static str, &'static str, &Path, Option<LevelMode>, usize)> {
+        self.token_dbs()
+            .into_iter()
+            .filter_map(|(section, db)| match db {
+                TokenDb::Level { path, mode, line } => {
+                    Some((section.trim_end_matches("_auth"), section, path.as_path(), *mode, *line))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Every configured section's name, line and token DB.
@@ -330,33 +364,45 @@ pub(super) fn read_token_db(s: &mut Section<'_>, diags: &mut Diagnostics) -> (Op
             sub.warn_unknown(&["redis_options", "redis_cluster_options", "token_hash_cost"], diags);
             Some(TokenDb::Redis { addrs, line: node.line })
         }
-        _ => {
-            let line = sub.node("path").map_or(node.line, |n| n.line);
-            let dir = sub.string("path", diags).unwrap_or_default();
-            sub.warn_unknown(&["path", "token_hash_cost"], diags);
-            if dir.is_empty() {
-                diags
-                    .error(format!("{path}.path"), line, format!("{path}.path is required"))
-                    .hint("name the directory, or drop level_token_db: records go to the store");
-                None
-            } else if Path::new(&dir).join("CURRENT").exists() {
-                diags
-                    .error(format!("{path}.path"), line, format!("{dir} holds docker_auth's LevelDB token DB, which registry-auth cannot read yet"))
-                    .hint("drop level_token_db (users sign in once more; their records then live in the store: section), or keep docker_auth until the import lands");
-                None
-            } else {
-                diags
-                    .warn(
-                        format!("{path}.path"),
-                        line,
-                        format!("{dir} is not used: registry-auth keeps sign-in records in its store"),
-                    )
-                    .hint("drop level_token_db and configure store: (path: for one server, redis: for replicas)");
-                Some(TokenDb::FreshLevel { path: dir })
-            }
-        }
+        _ => read_level(&mut sub, &path, node.line, diags),
     };
     (db, cost)
+}
+
+/// `level_token_db: {path, token_hash_cost, mode}`. A directory that is not there yet is
+/// fine (a fresh docker_auth install; direct mode creates it, as docker_auth does); one
+/// that exists without a LevelDB in it is a mistake in the path.
+fn read_level(sub: &mut Section<'_>, path: &str, section_line: usize, diags: &mut Diagnostics) -> Option<TokenDb> {
+    let line = sub.node("path").map_or(section_line, |n| n.line);
+    let dir = sub.string("path", diags).unwrap_or_default();
+    let mode_line = sub.node("mode").map_or(section_line, |n| n.line);
+    let mode = match sub.string("mode", diags).as_deref() {
+        None => Some(None),
+        Some("import") => Some(Some(LevelMode::Import)),
+        Some("direct") => Some(Some(LevelMode::Direct)),
+        Some(other) => {
+            diags
+                .error(format!("{path}.mode"), mode_line, format!("{path}.mode must be import or direct, found {other:?}"))
+                .hint("import: copy the records into store: once (the default with a store:); direct: keep using the directory, as docker_auth does");
+            None
+        }
+    };
+    sub.warn_unknown(&["path", "token_hash_cost", "mode"], diags);
+    if dir.is_empty() {
+        diags
+            .error(format!("{path}.path"), line, format!("{path}.path is required"))
+            .hint("name docker_auth's token DB directory, or drop level_token_db: records then live in the store");
+        return None;
+    }
+    let dir = PathBuf::from(dir);
+    let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none()).unwrap_or(true);
+    if dir.exists() && !empty && !dir.join("CURRENT").is_file() {
+        diags
+            .error(format!("{path}.path"), line, format!("{} is not a LevelDB directory (it has no CURRENT file)", dir.display()))
+            .hint("point path: at the directory docker_auth's level_token_db.path named (it holds CURRENT, MANIFEST-* and *.ldb files)");
+        return None;
+    }
+    Some(TokenDb::Level { path: dir, mode: mode?, line })
 }
 
 fn read_cost(sub: &mut Section<'_>, diags: &mut Diagnostics) -> Option<u32> {
@@ -380,6 +426,20 @@ fn read_cost(sub: &mut Section<'_>, diags: &mut Diagnostics) -> Option<u32> {
 /// `redis_token_db` works when it is the store's Redis: the same `t:<account>` keys.
 pub fn check_token_dbs(web: &WebSignInConfig, store: &StoreConfig, diags: &mut Diagnostics) {
     for (section, token_db) in web.token_dbs() {
+        if let TokenDb::Level { mode: Some(LevelMode::Import), line, .. } = token_db {
+            if *store == StoreConfig::Memory {
+                let path = format!("{section}.level_token_db.mode");
+                diags
+                    .warn(
+                        &path,
+                        *line,
+                        format!(
+                            "{path}: import into the memory store (no store: section) forgets every sign-in at restart"
+                        ),
+                    )
+                    .hint("add store: {path: data} (or redis:) to keep the imported records, or use mode: direct");
+            }
+        }
         let TokenDb::Redis { addrs, line } = token_db else { continue };
         let path = format!("{section}.redis_token_db");
         match store {

@@ -233,7 +233,7 @@ async fn identity_token(web: &WebSignIn, configured: &ConfiguredProvider, offer:
             return errors::respond(&web.issuer, SignInError::Store, &route);
         }
     };
-    if let Err(e) = web.db.forget_password(&offer.account).await {
+    if let Err(e) = web.db.forget_password(provider.name(), &offer.account).await {
         tracing::error!(provider = provider.name(), error = %e, "cannot drop the generated password");
         return errors::respond(&web.issuer, SignInError::Store, &route);
     }

@@ -22,6 +22,7 @@ mod http_contract;
 mod identity_tokens;
 mod ldap;
 mod letsencrypt;
+mod level_token_db;
 mod lockout;
 mod log_safety;
 mod mongo;

@@ -14,9 +14,9 @@ use crate::stored_creds::{basic, call, granted};
 use crate::support::oidc_provider::{Answer, CookieAgent, OidcClient, OidcProvider, OidcProviderConfig};
 use crate::support::ports::free_port;
 
-const SERVICE: &str = "registry.test";
-const CLIENT_ID: &str = "registry";
-const CLIENT_SECRET: &str = "registry-secret";
+pub(crate) const SERVICE: &str = "registry.test";
+pub(crate) const CLIENT_ID: &str = "registry";
+pub(crate) const CLIENT_SECRET: &str = "registry-secret";
 
 /// The provider fixture itself: discovery names its issuer, and a machine client gets a
 /// client-credentials JWT signed by a key of the published JWKS, with its extra claims
@@ -58,13 +58,13 @@ fn users() -> OidcProviderConfig {
 }
 
 /// Our server with `section` (a web sign-in section, `@ISSUER@` and `@ADDR@` filled in).
-struct Server {
+pub(crate) struct Server {
     _keys: Keys,
-    server: AuthServer,
+    pub(crate) server: AuthServer,
 }
 
 impl Server {
-    fn start(addr: &str, section: &str, extra: &str) -> Server {
+    pub(crate) fn start(addr: &str, section: &str, extra: &str) -> Server {
         let keys = Keys::new(KeyKind::EcP256);
         let dir = crate::support::temp_dir("auth-server");
         let yaml = format!(
@@ -97,16 +97,16 @@ acl:
         Server { _keys: keys, server }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.server.addr)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.server.process.log()
     }
 
     /// `(status, body)` of a token request with Basic credentials for `scope`.
-    fn token(&self, user: &str, password: &str, scope: &str) -> (u16, Value) {
+    pub(crate) fn token(&self, user: &str, password: &str, scope: &str) -> (u16, Value) {
         let req = ureq::get(&self.url("/auth"))
             .query("service", SERVICE)
             .query("scope", scope)
@@ -115,7 +115,7 @@ acl:
     }
 }
 
-fn oidc_section(issuer: &str, addr: &str, extra: &str) -> String {
+pub(crate) fn oidc_section(issuer: &str, addr: &str, extra: &str) -> String {
     format!(
         r#"oidc_auth:
   issuer: "{issuer}"
@@ -130,7 +130,7 @@ fn oidc_section(issuer: &str, addr: &str, extra: &str) -> String {
     )
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
@@ -631,8 +631,9 @@ fn config_problems(section: &str, store: &str) -> (Vec<String>, Vec<String>) {
 
 /// Config errors name the key, its line and a fix: plain-http issuers and redirect URLs
 /// that are not loopback, a redirect_url not ending in /oidc_auth, a missing secret,
-/// docker_auth's token DBs (gcs refused naming the section, an existing LevelDB refused as
-/// not supported yet, a fresh one a warning, redis_token_db only as the store's Redis), and
+/// docker_auth's token DBs (gcs refused naming the section, a level_token_db path that is no
+/// LevelDB refused, an import into the memory store warned, redis_token_db only as the
+/// store's Redis), and
 /// reference.yml's misspelt label_claims (ignored by docker_auth) warned.
 #[test]
 fn web_signin_config_errors_name_path_line_and_fix() {
@@ -661,19 +662,19 @@ fn web_signin_config_errors_name_path_line_and_fix() {
         "{errors:?}"
     );
     let leveldb = crate::support::temp_dir("leveldb");
-    std::fs::write(leveldb.path().join("CURRENT"), "MANIFEST-000001\n").unwrap();
+    std::fs::write(leveldb.path().join("notes.txt"), "not a LevelDB").unwrap();
     let level = format!("  level_token_db:\n    path: {}\n", leveldb.path().display());
     let (errors, _) = config_problems(&oidc(&level), "");
     assert!(
-        errors[0].contains("holds docker_auth's LevelDB token DB, which registry-auth cannot read yet")
+        errors[0].contains("is not a LevelDB directory (it has no CURRENT file)")
             && errors[0].contains("oidc_auth.level_token_db.path, line 9"),
         "{errors:?}"
     );
-    let fresh = format!("  level_token_db:\n    path: {}/new.ldb\n", leveldb.path().display());
+    let fresh = format!("  level_token_db:\n    path: {}/new.ldb\n    mode: import\n", leveldb.path().display());
     let (errors, warnings) = config_problems(&oidc(&fresh), "");
     assert!(errors.is_empty(), "{errors:?}");
     assert!(
-        warnings.iter().any(|w| w.contains("is not used: registry-auth keeps sign-in records in its store")),
+        warnings.iter().any(|w| w.contains("import into the memory store (no store: section) forgets every sign-in")),
         "{warnings:?}"
     );
     let redis = "  redis_token_db:\n    redis_options:\n      addr: redis.example.com:6379\n";

@@ -8,6 +8,9 @@
 mod forge_oauth;
 pub mod github;
 pub mod gitlab;
+pub mod level_db;
+pub mod level_import;
+mod level_tables;
 pub mod openid;
 pub mod provider;
 pub mod records;

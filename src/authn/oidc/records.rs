@@ -1,11 +1,14 @@
 //! docker_auth's token DB on our store: `t:<account>` → [`TokenRecord`] (state.md), the
 //! generated docker password (shown once, stored as bcrypt) and `valid_until` in Go's
 //! RFC 3339 form. No TTL, as docker_auth's Redis token DB: a record lives until the next
-//! sign-in replaces it.
+//! sign-in replaces it. A provider whose `level_token_db` is used directly keeps its
+//! records in that LevelDB directory instead ([`super::level_db`]), under the same keys.
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng as _;
 
+use super::level_db::LevelDir;
 use super::provider::{record_key, SignedIn, TokenRecord, UpstreamTokens};
 use crate::secret::Secret;
 use crate::store::{SharedStore, StoreError, StoreExt as _};
@@ -43,19 +46,42 @@ pub fn parse_time(text: &str) -> SystemTime {
 pub struct TokenDb {
     store: SharedStore,
     hash_cost: u32,
+    /// Providers (`google`, `oidc`...) whose `level_token_db` is used directly.
+    direct: Vec<(String, Arc<LevelDir>)>,
 }
 
 impl TokenDb {
     pub fn new(store: SharedStore, hash_cost: u32) -> TokenDb {
-        TokenDb { store, hash_cost }
+        TokenDb { store, hash_cost, direct: Vec::new() }
     }
 
-    pub async fn get(&self, account: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.store.get_json(&record_key(account)).await
+    /// `provider`'s records live in `dir`, not in the store.
+    pub fn with_direct(mut self, provider: &str, dir: Arc<LevelDir>) -> TokenDb {
+        self.direct.push((provider.to_string(), dir));
+        self
     }
 
-    pub async fn put(&self, account: &str, record: &TokenRecord) -> Result<(), StoreError> {
-        self.store.put_json(&record_key(account), record, None).await
+    fn level_of(&self, provider: &str) -> Option<&LevelDir> {
+        self.direct.iter().find(|(name, _)| name == provider).map(|(_, dir)| dir.as_ref())
+    }
+
+    pub async fn get(&self, provider: &str, account: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(dir) = self.level_of(provider) else { return self.store.get_json(&record_key(account)).await };
+        let unavailable = |reason| StoreError::Unavailable { store: dir.describe(), reason };
+        let Some(bytes) = dir.get(account).await.map_err(unavailable)? else { return Ok(None) };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
+            store: dir.describe(),
+            key: record_key(account),
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn put(&self, provider: &str, account: &str, record: &TokenRecord) -> Result<(), StoreError> {
+        let Some(dir) = self.level_of(provider) else {
+            return self.store.put_json(&record_key(account), record, None).await;
+        };
+        let bytes = self.store.encode(record)?;
+        dir.put(account, bytes).await.map_err(|reason| StoreError::Unavailable { store: dir.describe(), reason })
     }
 
     /// Stores a fresh sign-in at `provider` with a new password (replacing any earlier one)
@@ -73,15 +99,15 @@ impl TokenDb {
         };
         let mut record = record_of(&signed_in.upstream, signed_in.valid_until, hash, signed_in.labels.clone());
         record.provider = provider.to_string();
-        self.put(&signed_in.account, &record).await?;
+        self.put(provider, &signed_in.account, &record).await?;
         Ok(Ok(password))
     }
 
     /// Keeps the record but drops its password: the user chose an identity token instead.
-    pub async fn forget_password(&self, account: &str) -> Result<(), StoreError> {
-        if let Some(mut record) = self.get(account).await? {
+    pub async fn forget_password(&self, provider: &str, account: &str) -> Result<(), StoreError> {
+        if let Some(mut record) = self.get(provider, account).await? {
             record.docker_password.clear();
-            self.put(account, &record).await?;
+            self.put(provider, account, &record).await?;
         }
         Ok(())
     }

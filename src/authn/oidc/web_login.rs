@@ -40,8 +40,11 @@ impl WebLoginAuth {
     /// The account's record if this provider wrote it (or docker_auth did, without saying
     /// which provider): another provider's record is another provider's to check.
     async fn record(&self, account: &str) -> Result<Option<TokenRecord>, AuthnError> {
-        let record =
-            self.db.get(account).await.map_err(|e| AuthnError(format!("web sign-in record unavailable: {e}")))?;
+        let record = self
+            .db
+            .get(self.provider.name(), account)
+            .await
+            .map_err(|e| AuthnError(format!("web sign-in record unavailable: {e}")))?;
         Ok(record.filter(|r| r.provider.is_empty() || r.provider == self.provider.name()))
     }
 
@@ -63,7 +66,7 @@ impl WebLoginAuth {
                 renewed.labels = labels.clone();
                 renewed.provider = self.provider.name().to_string();
                 self.db
-                    .put(account, &renewed)
+                    .put(self.provider.name(), account, &renewed)
                     .await
                     .map_err(|e| AuthnError(format!("cannot store the revalidated sign-in: {e}")))?;
                 tracing::info!(backend = self.name, account = %account, "upstream revalidated the web sign-in");
