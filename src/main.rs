@@ -71,6 +71,7 @@ fn serve(path: &Path) -> ExitCode {
         config.users.as_ref().map_or(0, |u| u.len()),
         config.acl.as_ref().map_or(0, |a| a.entries.len())
     );
+    let web = built.state.web.clone();
     let handle = actix_web::web::Data::new(http::StateHandle::new(built.state));
     tracing::info!(store = %store.describe(), "store opened");
     let reloader =
@@ -82,6 +83,14 @@ fn serve(path: &Path) -> ExitCode {
     let watched = handle.clone().into_inner();
     let result = actix_web::rt::System::new().block_on(async move {
         expiry_watch::spawn(watched, expiry_watch::PERIOD);
+        if let Some(web) = web {
+            // In the background: a slow issuer does not delay the start.
+            actix_web::rt::spawn(async move {
+                for (section, why) in web.check_providers().await {
+                    tracing::warn!(section, "{section}: the identity provider cannot be asked ({why}); its sign-ins fail until it answers (each sign-in tries again)");
+                }
+            });
+        }
         if let Err(e) = reload::spawn_sighup(reloader) {
             tracing::warn!("cannot handle SIGHUP ({e}); config changes need a restart");
         }

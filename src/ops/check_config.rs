@@ -48,10 +48,34 @@ pub fn check(path: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
             warnings.extend(built.warnings);
             warnings.extend(lint::lint(&config));
             let errors = check_store(&config, &built.state.service.store).into_iter().collect();
+            if let Some(web) = &built.state.web {
+                warnings.extend(check_providers(&config, web));
+            }
             (errors, warnings)
         }
         Err(errors) => (errors, warnings),
     }
+}
+
+/// A warning for each web sign-in provider whose discovery cannot be fetched now (`serve`
+/// logs the same at start and starts anyway).
+fn check_providers(config: &config::Config, web: &crate::web::WebSignIn) -> Vec<Diagnostic> {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
+    let sections = [&config.web_signin.google, &config.web_signin.oidc];
+    runtime
+        .block_on(web.check_providers())
+        .into_iter()
+        .map(|(section, why)| {
+            let line = sections.iter().copied().flatten().find(|s| s.section == section).map_or(0, |s| s.line);
+            Diagnostic {
+                path: format!("{section}.issuer"),
+                line,
+                message: format!("{section}: the identity provider cannot be asked ({why}); its sign-ins fail until it answers"),
+                hint: Some("check issuer: (its /.well-known/openid-configuration must answer from this machine) and http_timeout".to_string()),
+                error_when_strict: false,
+            }
+        })
+        .collect()
 }
 
 /// Connects to the store as `serve` would and says which one answered (Redis is only

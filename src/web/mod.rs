@@ -92,6 +92,19 @@ impl WebSignIn {
         index::respond(self)
     }
 
+    /// Asks every provider what it must learn before a sign-in (OIDC discovery), so that a
+    /// wrong or unreachable issuer shows at start and in `check-config` rather than at the
+    /// first user's sign-in: `(config section, why)` of each that failed. Nothing fails
+    /// because of it: the flow asks again at each sign-in until discovery succeeds.
+    pub async fn check_providers(&self) -> Vec<(&'static str, String)> {
+        let checks = self.providers.iter().map(|configured| async move {
+            let provider = &configured.provider;
+            let section = crate::authn::oidc::web_login::backend_name(provider.name());
+            provider.prepare().await.err().map(|e| (section, e.to_string()))
+        });
+        futures_util::future::join_all(checks).await.into_iter().flatten().collect()
+    }
+
     /// A request to a provider's route: start, callback, or the identity-token form.
     pub async fn handle(&self, req: &HttpRequest, path: &str, body: &[u8]) -> HttpResponse {
         match self.provider_at(path) {

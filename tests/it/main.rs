@@ -41,4 +41,5 @@ mod support;
 mod tls_resumption;
 mod token_keys;
 mod web_signin;
+mod web_signin_faults;
 mod xorm;

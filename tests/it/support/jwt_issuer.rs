@@ -1,7 +1,9 @@
 //! A CI-token issuer on 127.0.0.1 and a random port: serves OIDC discovery and a JWKS, and
 //! mints tokens with chosen claims, as GitHub Actions or GitLab CI would. Its keys can be
-//! rotated (a new `kid`) while a test runs, and its endpoints can be told to hang, answer
-//! garbage or send a huge body. Counts the JWKS fetches it served.
+//! rotated (a new `kid`) while a test runs, and its endpoints (all, or one) can be told to
+//! hang, answer garbage or send a huge body. Counts the JWKS fetches it served. For the
+//! web sign-in it also names an authorization endpoint and answers its token endpoint
+//! with whatever the test set ([`JwtIssuer::answer_token`]).
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -77,8 +79,12 @@ impl IssuerKey {
 
 struct State {
     mode: Mode,
+    /// `Some(path)`: `mode` applies to that endpoint only.
+    mode_path: Option<String>,
     /// Published keys, the current signing key last.
     keys: Vec<Arc<IssuerKey>>,
+    /// The token endpoint's answer (`None`: 400 invalid_grant).
+    token_answer: Option<String>,
 }
 
 pub struct JwtIssuer {
@@ -99,7 +105,12 @@ impl JwtIssuer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let url = format!("http://{addr}");
-        let state = Arc::new(Mutex::new(State { mode: Mode::Normal, keys: vec![Arc::new(first_key)] }));
+        let state = Arc::new(Mutex::new(State {
+            mode: Mode::Normal,
+            mode_path: None,
+            keys: vec![Arc::new(first_key)],
+            token_answer: None,
+        }));
         let (jwks_fetches, discovery_fetches) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let stop = Arc::new(AtomicBool::new(false));
         let server = Server {
@@ -114,7 +125,20 @@ impl JwtIssuer {
     }
 
     pub fn set_mode(&self, mode: Mode) {
-        self.state.lock().unwrap().mode = mode;
+        let mut state = self.state.lock().unwrap();
+        (state.mode, state.mode_path) = (mode, None);
+    }
+
+    /// `mode` for the endpoint at `path` only (`/.well-known/openid-configuration`,
+    /// `/jwks`, `/token`); the others answer normally.
+    pub fn set_mode_at(&self, path: &str, mode: Mode) {
+        let mut state = self.state.lock().unwrap();
+        (state.mode, state.mode_path) = (mode, Some(path.to_string()));
+    }
+
+    /// What the token endpoint answers from now on (200, JSON).
+    pub fn answer_token(&self, body: &Value) {
+        self.state.lock().unwrap().token_answer = Some(body.to_string());
     }
 
     /// Publishes `key` beside the old ones and signs with it from now on.
@@ -211,18 +235,42 @@ impl Server {
                 Ok(n) => head.extend_from_slice(&buf[..n]),
             }
         }
-        let head = String::from_utf8_lossy(&head);
-        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-        let (mode, jwks) = {
+        let end = head.windows(4).position(|w| w == b"\r\n\r\n").map_or(head.len(), |at| at + 4);
+        let text = String::from_utf8_lossy(&head[..end]).to_string();
+        // Read a request body (the token endpoint's form) so that closing sends no reset.
+        let length = text
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .unwrap_or(0usize);
+        let mut body_read = head.len() - end;
+        while body_read < length {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => body_read += n,
+            }
+        }
+        let path = text.split_whitespace().nth(1).unwrap_or("").split('?').next().unwrap_or("").to_string();
+        let (mode, jwks, token_answer) = {
             let state = self.state.lock().unwrap();
             let keys: Vec<&Value> = state.keys.iter().map(|k| &k.jwk).collect();
-            (state.mode, json!({"keys": keys}).to_string())
+            let mode = match &state.mode_path {
+                Some(only) if *only != path => Mode::Normal,
+                _ => state.mode,
+            };
+            (mode, json!({"keys": keys}).to_string(), state.token_answer.clone())
         };
         let body = match path.as_str() {
             "/.well-known/openid-configuration" => {
                 self.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-                json!({"issuer": self.url, "jwks_uri": format!("{}/jwks", self.url)}).to_string()
+                json!({"issuer": self.url, "jwks_uri": format!("{}/jwks", self.url),
+                    "authorization_endpoint": format!("{}/authorize", self.url),
+                    "token_endpoint": format!("{}/token", self.url)})
+                .to_string()
             }
+            "/token" => match token_answer {
+                Some(answer) => answer,
+                None => return respond(&mut stream, "400 Bad Request", "{\"error\":\"invalid_grant\"}"),
+            },
             "/jwks" => {
                 self.jwks_fetches.fetch_add(1, Ordering::SeqCst);
                 jwks
