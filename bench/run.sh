@@ -15,14 +15,14 @@
 #
 #   bench/run.sh                 # all scenarios, 8 s each
 #   DURATION=20 bench/run.sh     # longer runs
-#   ONLY="S5 S8 S9 S10 S11 S12" bench/run.sh   # some scenarios (S8-S10, S12 need S5; HTTPS rows: H)
+#   ONLY="S5 S8 S9 S10 S11 S12 S13 S14" bench/run.sh   # some scenarios (S8-S10, S12-S14 need S5; HTTPS rows: H)
 #   BIN=/tmp/old/registry-auth TOOL=/tmp/old/crypto_bound bench/run.sh   # given binaries
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DURATION=${DURATION:-8}
 ONLY=${ONLY:-}
-# want ID: whether scenario ID (S1..S12, H) runs.
+# want ID: whether scenario ID (S1..S14, H) runs.
 want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-2}
@@ -254,7 +254,7 @@ scenario() { # name kind acl_entries users_file auth(anon|user5|user10|many) bcr
 want S1 && scenario "S1 anonymous, RSA-2048" rsa 10 "" anon 0
 want S4 && scenario "S4 anonymous, EC P-256" ec 10 "" anon 0
 want S2 && scenario "S2 user bcrypt 5, RSA-2048" rsa 10 "" user5 5
-if want S5 || want S8 || want S9 || want S10 || want S12; then
+if want S5 || want S8 || want S9 || want S10 || want S12 || want S13 || want S14; then
   scenario "S5 user bcrypt 5, EC P-256" ec 10 "" user5 5
   S5_RPS=$RPS
 fi
@@ -376,6 +376,42 @@ ci_scenario() { # name
 }
 
 want S12 && ci_scenario "S12 CI OIDC token (RS256), EC"
+
+# S13/S14 beside S5 (same key, ACL, scope, bcrypt cost 5): a web sign-in's generated
+# password (issue 13). The record is docker_auth's t:<account> JSON (valid_until far ahead,
+# so the provider, a closed loopback port, is never asked). S13: the embedded store, seeded
+# the way a docker_auth user's records arrive, by importing a level_token_db (written with
+# Debian's python3-plyvel); S14: a Redis store seeded with redis-cli, as docker_auth's
+# redis_token_db holds it. Each login reads the record from the store; the bcrypt is served
+# by the verified-credential cache, as in S5. Target: >= 90 % of S5's tokens/s.
+web_scenario() { # name engine(embedded|redis)
+  local name=$1 engine=$2 port record
+  port=$(free_port); ADDR="127.0.0.1:$port"
+  write_config ec 10 "" "$port"
+  record=$(printf '{"token_type":"Bearer","access_token":"bench","valid_until":"2099-01-01T00:00:00Z","docker_password":"%s","labels":{"groups":["bench"]}}' "$hash5")
+  printf 'oidc_auth:\n  issuer: "http://127.0.0.1:%s"\n  redirect_url: "http://%s/oidc_auth"\n' "$(free_port)" "$ADDR" >> "$work/config.yml"
+  printf '  client_id: bench\n  client_secret: bench\n' >> "$work/config.yml"
+  rm -rf "$work/data" "$work/tokens.ldb"
+  if [ "$engine" = redis ]; then
+    start_redis
+    redis-cli -p "${REDIS_ADDR##*:}" SET 't:web@bench.example' "$record" >/dev/null
+    printf 'store:\n  redis:\n    addr: "%s"\n' "$REDIS_ADDR" >> "$work/config.yml"
+  else
+    printf '{"web@bench.example": %s}' "$record" | /usr/bin/python3 tests/leveldb/write_token_db.py "$work/tokens.ldb"
+    printf '  level_token_db:\n    path: "%s/tokens.ldb"\n    mode: import\n' "$work" >> "$work/config.yml"
+    printf 'store:\n  path: "%s/data"\n' "$work" >> "$work/config.yml"
+  fi
+  start_server
+  lua_header 'web@bench.example:benchpw'
+  run_wrk "$SCENARIO_URL"
+  stop_server
+  [ "$engine" = redis ] && stop_redis
+  printf '%-34s %9.0f %8s %8s %6s %8s %9s %9s %8.0f%% of S5\n' "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$CPU_US" - - \
+    "$(awk -v r="$RPS" -v s="$S5_RPS" 'BEGIN {print 100 * r / s}')"
+}
+
+want S13 && web_scenario "S13 web sign-in password, embedded" embedded
+want S14 && web_scenario "S14 web sign-in password, Redis" redis
 
 # HTTPS: the listener gets the EC P-256 pair too. wrk's OpenSSL client never offers a
 # session again, so `Connection: close` is a full handshake per token; the resumed case is

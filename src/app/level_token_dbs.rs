@@ -27,7 +27,7 @@ pub(super) fn token_db(config: &Config, store: &SharedStore, owner: bool, diags:
                 }
                 Err(e) => Some(e),
             },
-            (LevelMode::Import, true) => match blocking(level_import::import_once(store, dir)) {
+            (LevelMode::Import, true) => match blocking(level_import::import_once(store, dir, provider)) {
                 Err(e) => {
                     diags.error(&key, line, format!("cannot import {}: {e}", dir.display()));
                     None

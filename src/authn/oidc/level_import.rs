@@ -49,9 +49,11 @@ pub async fn imported_at(store: &SharedStore, dir: &Path) -> Result<Option<Strin
     Ok(store.get_json::<Marker>(&marker_key(dir)).await?.map(|m| m.at))
 }
 
-/// Imports `dir` into `store` unless an earlier start did. Blocking file reads happen on
-/// a thread of their own ([`level_db::read_records`]).
-pub async fn import_once(store: &SharedStore, dir: &Path) -> Result<Imported, ImportError> {
+/// Imports `dir` into `store` unless an earlier start did, marking each record as
+/// `provider`'s (docker_auth's records name none; in the shared store another section would
+/// otherwise take them). Blocking file reads happen on a thread of their own
+/// ([`level_db::read_records`]).
+pub async fn import_once(store: &SharedStore, dir: &Path, provider: &str) -> Result<Imported, ImportError> {
     if let Some(at) = imported_at(store, dir).await? {
         return Ok(Imported::Before { at });
     }
@@ -61,11 +63,14 @@ pub async fn import_once(store: &SharedStore, dir: &Path) -> Result<Imported, Im
         .map_err(|_| LevelError::Corrupt { path: dir.display().to_string(), reason: "the reader stopped".into() })??;
     let (mut imported, mut kept, mut unreadable) = (0, 0, Vec::new());
     for (account, value) in records {
-        if serde_json::from_slice::<TokenRecord>(&value).is_err() {
+        let Ok(mut record) = serde_json::from_slice::<TokenRecord>(&value) else {
             unreadable.push(account);
             continue;
+        };
+        if record.provider.is_empty() {
+            record.provider = provider.to_string();
         }
-        match store.put_if_absent(&record_key(&account), &value, None).await {
+        match store.put_json_if_absent(&record_key(&account), &record, None).await {
             Ok(true) => imported += 1,
             Ok(false) => kept += 1,
             Err(StoreError::Invalid { .. }) => unreadable.push(account),
@@ -100,15 +105,14 @@ mod tests {
         let store: SharedStore = Arc::new(MemoryStore::new());
         runtime.block_on(async {
             store.put(&record_key("alice"), br#"{"docker_password":"newer"}"#, None).await.unwrap();
-            let first = import_once(&store, &path).await.unwrap();
+            let first = import_once(&store, &path, "oidc").await.unwrap();
             assert_eq!(first, Imported::Now { imported: 1, kept: 1, unreadable: vec!["broken".to_string()] });
             assert_eq!(store.get("t:alice").await.unwrap().unwrap(), br#"{"docker_password":"newer"}"#);
-            assert_eq!(
-                store.get("t:bob").await.unwrap().unwrap(),
-                br#"{"docker_password":"bob","labels":{"g":["a"]}}"#
-            );
+            let bob: serde_json::Value = serde_json::from_slice(&store.get("t:bob").await.unwrap().unwrap()).unwrap();
+            let expected = serde_json::json!({"docker_password": "bob", "labels": {"g": ["a"]}, "provider": "oidc"});
+            assert_eq!(bob, expected, "docker_auth's fields, marked as the importing section's");
             store.delete("t:bob").await.unwrap();
-            let second = import_once(&store, &path).await.unwrap();
+            let second = import_once(&store, &path, "oidc").await.unwrap();
             assert!(matches!(second, Imported::Before { .. }), "{second:?}");
             assert_eq!(store.get("t:bob").await.unwrap(), None, "the second start imports nothing");
         });
