@@ -312,3 +312,27 @@ fn level_token_db_problems_name_path_line_and_fix() {
     let server = site.start("import", &store);
     assert!(server.process.log().contains("does not exist: nothing to import"), "{}", server.process.log());
 }
+
+/// Import into a Redis store (replicas share it): the records land as docker_auth's
+/// `t:<account>` JSON marked with the section's provider, the marker says the directory
+/// was imported, and a second server on the same Redis imports nothing.
+#[test]
+fn level_token_db_imports_into_a_redis_store_once() {
+    use crate::support::redis::RedisServer;
+
+    let site = Site::new();
+    write_token_db(&site.db(), &json!({"alice@acme.test": record("alice-pw", &["dev"])}));
+    let redis = RedisServer::start();
+    let store = format!("store:\n  redis:\n    addr: \"{}\"\n", redis.addr());
+    let server = site.start("", &store);
+    site.assert_grants("alice@acme.test", "alice-pw", "dev/app");
+    let stored: Value = serde_json::from_str(&redis.command(&["GET", "t:alice@acme.test"])).unwrap();
+    assert_eq!(stored["provider"], "oidc", "{stored}");
+    assert!(stored["docker_password"].as_str().unwrap().starts_with("$2"), "{stored}");
+    let marker = format!("import:level_token_db:{}", site.db().canonicalize().unwrap().display());
+    assert_eq!(redis.command(&["EXISTS", &marker]), ":1", "{marker}");
+    drop(server);
+    let again = site.start("import", &store);
+    assert!(again.process.log().contains("was imported before"), "{}", again.process.log());
+    site.assert_grants("alice@acme.test", "alice-pw", "dev/app");
+}
