@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::auth_server::{binary, AuthServer};
 use crate::common::{with_keys, KeyKind, Keys};
 use crate::stored_creds::{basic, call, granted};
-use crate::support::ports::free_port;
+use crate::support::ports::{free_port, wait_until, Probe};
 use crate::support::process::{require_program, ChildGuard};
 
 const SERVICE: &str = "registry.test";
@@ -226,6 +226,17 @@ fn level_token_db_passwords_pull_through_the_registry_imported_and_direct() {
     site.assert_grants("dave@acme.test", "dave-pw", "dev/app");
     site.assert_grants("alice@acme.test", "alice-again", "dev/app");
     skopeo.inspect_raw(&pushed, Creds::Basic("dave@acme.test", "dave-pw")).unwrap_or_else(|e| panic!("pull: {e}"));
+    // A reload keeps the open directory (and its lock): nothing is reopened.
+    let config = direct.dir.path().join("auth_config.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}# reloaded\n")).unwrap();
+    wait_until("the reload", Duration::from_secs(10), || match direct.process.log() {
+        log if log.contains("config reloaded") => Probe::Ready(()),
+        log if log.contains("config reload failed") => Probe::Failed(log),
+        _ => Probe::NotYet("not reloaded yet".into()),
+    })
+    .unwrap();
+    site.assert_grants("dave@acme.test", "dave-pw", "dev/app");
     let other = Site {
         keys: Keys::new(KeyKind::EcP256),
         addr: format!("127.0.0.1:{}", free_port()),
