@@ -2,7 +2,8 @@
 //! `level_token_db` directories — imported into the store once, or opened for direct use
 //! (`level_token_db.mode`, `config::web_signin::LevelMode`). Only the serving process
 //! imports and opens; `check-config` and the other CLI runs read a copy to check it, and
-//! say what a start would do.
+//! say what a start would do (their token DB is the store alone: a directory in direct use
+//! belongs to the running server, so `explain` does not see its records).
 use std::future::Future;
 use std::path::Path;
 
