@@ -17,6 +17,7 @@ use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
 mod audit_text;
+pub mod console_login;
 mod stored_credentials;
 
 use audit_text::{GrantedText, IpText, RulesText, ScopeText, ScopesText};
