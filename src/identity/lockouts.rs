@@ -9,7 +9,7 @@ use super::lockout::{Lockout, Scope, Subject, LOCKED_INDEX};
 use crate::store::StoreError;
 
 /// Most lockouts listed at once.
-pub const MAX_LISTED: usize = 1000;
+pub const LOCKED_LISTED: usize = 1000;
 
 /// One current lockout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct Locked {
 /// The lockouts in force now, accounts first, then addresses, each sorted by name.
 pub async fn list(lockout: &Lockout) -> Result<Vec<Locked>, StoreError> {
     let store = lockout.store();
-    let members = store.index_members(LOCKED_INDEX, MAX_LISTED).await?;
+    let members = store.index_members(LOCKED_INDEX, LOCKED_LISTED).await?;
     let subjects: Vec<Subject> = members.iter().filter_map(|m| Subject::from_member(m)).collect();
     let counts =
         futures_util::future::join_all(subjects.iter().map(|s| async move { store.count(&s.counter_key()).await }))

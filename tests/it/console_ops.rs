@@ -183,3 +183,268 @@ fn lockout_cli_and_kept_audit_events() {
     let metrics = f.http.get(&f.url().replace("/auth", "/metrics")).call().unwrap().into_string().unwrap();
     assert!(metrics.contains("registry_auth_recent_events_total{result=\"stored\"}"), "{metrics}");
 }
+
+// ---- The Operators pages over HTTP and in chromium ----
+
+use crate::common::TEST_HASH;
+use crate::support::console::{browser_sign_in, element_text, screenshot, ConsoleClient, ConsoleServer};
+
+/// `admin` is an operator by account, `ops` by label; `test` (group devs) and
+/// `eve<script>` are not. Accounts lock after 3 failures.
+fn console_server() -> ConsoleServer {
+    let users = format!(
+        "  \"ops\":\n    password: \"{TEST_HASH}\"\n    labels:\n      group: [\"ops\"]\n  \"eve<script>\":\n    password: \"{TEST_HASH}\"\n"
+    );
+    let console = "  operators:\n    - account: admin\n    - labels: {group: ops}\n";
+    let sections = "lockout:\n  window: 60s\n  max_failures_per_ip: 1000\n  max_failures_per_account: 3\n";
+    ConsoleServer::start_with(console, &users, sections)
+}
+
+const GETS: [&str; 6] = [
+    "/operators",
+    "/operators/credentials",
+    "/operators/lockouts",
+    "/operators/audit",
+    "/operators/audit?account=test&outcome=denied",
+    "/operators/explain?account=test&scopes=repository:devs/app:pull",
+];
+const POSTS: [&str; 3] =
+    ["/operators/identity-tokens/revoke", "/operators/robots/revoke", "/operators/lockouts/unlock"];
+
+/// An identity token of `user`, from a password login asking for offline access.
+fn identity_token(server: &ConsoleServer, user: &str, password: &str) -> String {
+    let req = ureq::get(&server.url("/auth"))
+        .query("service", SERVICE)
+        .query("scope", "repository:devs/app:pull")
+        .query("offline_token", "true");
+    let (status, body) = call(req.set("Authorization", &stored_creds::basic(user, password)), None);
+    assert_eq!(status, 200, "{body}");
+    body["refresh_token"].as_str().unwrap().to_string()
+}
+
+fn auth_status(server: &ConsoleServer, user: &str, password: &str) -> u16 {
+    let req = ureq::get(&server.url("/auth")).query("service", SERVICE).query("scope", "repository:devs/app:pull");
+    call(req.set("Authorization", &stored_creds::basic(user, password)), None).0
+}
+
+/// Where a 303 sends the browser, without the origin.
+fn redirect(answer: &crate::support::oidc_provider::Answer) -> String {
+    let location = answer.location.as_deref().unwrap_or_else(|| panic!("no redirect: {answer:?}"));
+    let path = location.split_once("://").map_or(location, |(_, rest)| &rest[rest.find('/').unwrap_or(0)..]);
+    path.to_string()
+}
+
+/// The listed id of the identity token of `account` on the credentials page.
+fn listed_token_id(page: &str, account: &str) -> String {
+    let row = page
+        .find(&format!("<tr data-account=\"{account}\">"))
+        .unwrap_or_else(|| panic!("no token of {account}: {page}"));
+    let rest = &page[row..];
+    let at = rest.find("name=\"id\" value=\"").unwrap() + "name=\"id\" value=\"".len();
+    rest[at..at + 16].to_string()
+}
+
+#[test]
+fn operator_pages_are_only_for_operators() {
+    let server = console_server();
+    let mut test = server.sign_in("test", "123");
+    let home = test.get("/");
+    assert!(!home.body.contains("/operators"), "no Operators link for a non-operator");
+    for path in GETS {
+        let answer = test.get(path);
+        assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+        assert!(!answer.body.contains("Operators</h1>"));
+    }
+    for path in POSTS {
+        let answer = test.post(path, &[("id", "0123456789abcdef"), ("name", "ci"), ("lockout", "account:test")]);
+        assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+    }
+    // Not signed in at all: the sign-in page, as everywhere in the console.
+    let mut anonymous = ConsoleClient::new(&server.console(""));
+    assert_eq!(anonymous.get("/operators/audit").status, 303);
+    assert_eq!(anonymous.post_raw("/operators/lockouts/unlock", &[("lockout", "account:test")]).status, 303);
+
+    // Operators by account and by label see every page; forms need the CSRF token.
+    for (user, password) in [("admin", "badmin"), ("ops", "123")] {
+        let mut op = server.sign_in(user, password);
+        assert!(op.get("/").body.contains("/console/operators\""), "{user} has the Operators link");
+        for path in GETS {
+            let answer = op.get(path);
+            assert_eq!(answer.status, 200, "{user} {path}: {}", answer.body);
+            assert!(answer.body.contains("aria-label=\"Operators\""), "{path}");
+        }
+        for path in POSTS {
+            let answer = op.post_raw(path, &[("lockout", "account:test"), ("csrf", "forged")]);
+            assert_eq!(answer.status, 403, "{user} {path} without the token: {}", answer.body);
+        }
+    }
+}
+
+#[test]
+fn operators_revoke_unlock_filter_and_explain() {
+    let server = console_server();
+    let mut op = server.sign_in("admin", "badmin");
+
+    // Revoke another account's identity token: its refresh is refused.
+    let token = identity_token(&server, "test", "123");
+    let kept = identity_token(&server, "ops", "123");
+    assert_eq!(crate::identity_tokens::exchange(&server.url("/auth"), &token, "repository:devs/app:pull").0, 200);
+    let page = op.get("/operators/credentials");
+    let id = listed_token_id(&page.body, "test");
+    let revoked = op.post("/operators/identity-tokens/revoke", &[("id", &id)]);
+    assert_eq!((revoked.status, redirect(&revoked).as_str()), (303, "/console/operators/credentials?done=token"));
+    let (status, body) = crate::identity_tokens::exchange(&server.url("/auth"), &token, "repository:devs/app:pull");
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert_eq!(crate::identity_tokens::exchange(&server.url("/auth"), &kept, "repository:devs/app:pull").0, 200);
+    let after = op.get("/operators/credentials?done=token");
+    assert!(after.body.contains("id=\"notice\"") && !after.body.contains(&id), "{}", after.body);
+    assert_eq!(
+        redirect(&op.post("/operators/identity-tokens/revoke", &[("id", &id)])),
+        "/console/operators/credentials?done=gone"
+    );
+    assert_eq!(op.post("/operators/identity-tokens/revoke", &[("id", "<script>")]).status, 400);
+
+    // A robot made with the CLI, revoked in the page.
+    let config = server.server.dir.path().join("auth_config.yml");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(crate::auth_server::binary())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let created = cli(&["robot", "create", "ci", "--scope", "repository:devs/*:pull"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let secret = stored_creds::printed_secret(&String::from_utf8_lossy(&created.stdout));
+    assert_eq!(auth_status(&server, "robot$ci", &secret), 200);
+    assert!(op.get("/operators/credentials").body.contains("robot$ci"));
+    assert_eq!(
+        redirect(&op.post("/operators/robots/revoke", &[("name", "ci")])),
+        "/console/operators/credentials?done=robot"
+    );
+    assert_eq!(auth_status(&server, "robot$ci", &secret), 401, "revoked robots are refused");
+    assert_eq!(
+        redirect(&op.post("/operators/robots/revoke", &[("name", "ci")])),
+        "/console/operators/credentials?done=gone"
+    );
+
+    // An account locked by failed logins (its name is HTML), unlocked in the page.
+    for _ in 0..3 {
+        assert_eq!(auth_status(&server, "eve<script>", "wrong"), 401);
+    }
+    assert_eq!(auth_status(&server, "eve<script>", "123"), 429, "locked");
+    let locks = op.get("/operators/lockouts");
+    assert!(
+        locks.body.contains("<code>eve&#60;script&#62;</code>")
+            || locks.body.contains("<code>eve&lt;script&gt;</code>"),
+        "{}",
+        locks.body
+    );
+    assert!(!locks.body.contains("eve<script>"), "escaped");
+    let unlocked = op.post("/operators/lockouts/unlock", &[("lockout", "account:eve<script>")]);
+    assert_eq!(redirect(&unlocked), "/console/operators/lockouts?done=unlocked");
+    assert_eq!(auth_status(&server, "eve<script>", "123"), 200, "unlocked: logs in again");
+    assert!(op.get("/operators/lockouts").body.contains("id=\"no-lockouts\""));
+    assert_eq!(op.post("/operators/lockouts/unlock", &[("lockout", "bogus")]).status, 400);
+
+    // The audit events, filtered.
+    let rows = |op: &mut ConsoleClient, query: &str| {
+        let page = op.get(&format!("/operators/audit?{query}"));
+        assert_eq!(page.status, 200, "{}", page.body);
+        element_text(&page.body, "event-count").unwrap()
+    };
+    assert_eq!(rows(&mut op, "account=eve%3Cscript%3E&outcome=denied"), "3 events");
+    assert_eq!(rows(&mut op, "account=eve%3Cscript%3E&outcome=locked"), "1 event");
+    assert_eq!(rows(&mut op, "account=eve%3Cscript%3E&outcome=unlocked"), "1 event");
+    assert_eq!(rows(&mut op, "account=test&outcome=revoked"), "1 event");
+    assert_eq!(rows(&mut op, "account=robot%24ci&outcome=revoked"), "1 event");
+    assert_eq!(rows(&mut op, "account=eve%3Cscript%3E&outcome=denied&limit=2"), "2 events");
+    assert_eq!(rows(&mut op, "repository=devs/app&account=ops&outcome=issued"), "2 events", "login and refresh");
+    assert_eq!(rows(&mut op, "repository=other/app"), "0 events");
+    let audit = op.get("/operators/audit?account=eve%3Cscript%3E");
+    assert!(!audit.body.contains("eve<script>"), "{}", audit.body);
+    assert!(audit.body.contains("eve&#60;script&#62;") || audit.body.contains("eve&lt;script&gt;"), "{}", audit.body);
+    assert!(audit.body.contains("console:admin"), "the unlock names the operator");
+
+    // Explain any account: the CLI's words.
+    let explained =
+        op.get("/operators/explain?account=test&labels=group%3Ddevs&scopes=repository%3Adevs%2Fapp%3Apull%2Cpush");
+    let text = element_text(&explained.body, "explanation").unwrap_or_else(|| panic!("{}", explained.body));
+    assert!(text.contains("decided by: acl[4]") && text.contains("granted: pull"), "{text}");
+    let escaped = op.get("/operators/explain?account=%3Cscript%3E&scopes=repository%3Ax%3Apull");
+    assert!(!escaped.body.contains("<script>") && escaped.body.contains("no ACL entry matched"), "{}", escaped.body);
+    let bad = op.get("/operators/explain?account=test&scopes=nonsense");
+    assert!(bad.body.contains("id=\"explain-error\""), "{}", bad.body);
+
+    // The overview: the certificate's date and the running config's findings.
+    let overview = op.get("/operators");
+    assert!(
+        overview.body.contains("id=\"cert-not-after\"") && overview.body.contains("id=\"cert-ok\""),
+        "{}",
+        overview.body
+    );
+    assert!(overview.body.contains("answers"), "{}", overview.body);
+}
+
+/// In chromium: an operator revokes another account's identity token (whose refresh is then
+/// refused), unlocks a locked account (which then signs in), and filters the audit events.
+#[test]
+fn operator_in_the_browser() {
+    let server = console_server();
+    let token = identity_token(&server, "test", "123");
+    for _ in 0..3 {
+        assert_eq!(auth_status(&server, "test", "wrong"), 401);
+    }
+    let mut locked = ConsoleClient::new(&server.console(""));
+    assert_ne!(locked.sign_in("test", "123").status, 303, "test is locked, in the console too");
+    runtime().block_on(async {
+        let browser = crate::support::browser::Browser::start("console_ops").await;
+        let console = server.console("");
+        browser_sign_in(&browser, &console, "admin", "badmin").await;
+        browser.click("nav a[href$='/operators']").await;
+        assert!(browser.text("#cert-not-after").await.contains("days left"));
+        screenshot(&browser, "operators_overview").await;
+
+        browser.click(".subnav a[href$='/operators/credentials']").await;
+        let revoke =
+            browser.client.find(fantoccini::Locator::Css("#tokens tr[data-account='test'] button")).await.unwrap();
+        screenshot(&browser, "operators_credentials").await;
+        revoke.click().await.unwrap();
+        assert!(browser.text("#notice").await.contains("revoked"));
+        screenshot(&browser, "operators_credentials_revoked").await;
+        let (status, body) = crate::identity_tokens::exchange(&server.url("/auth"), &token, "repository:devs/app:pull");
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+
+        browser.click(".subnav a[href$='/operators/lockouts']").await;
+        screenshot(&browser, "operators_lockouts").await;
+        browser.click("#lockouts button[aria-label='Unlock account test']").await;
+        assert!(browser.text("#notice").await.contains("Unlocked"));
+        let mut again = ConsoleClient::new(&server.console(""));
+        assert_eq!(again.sign_in("test", "123").status, 303, "unlocked: test signs in again");
+
+        browser.click(".subnav a[href$='/operators/audit']").await;
+        browser.fill("#f-account", "test").await;
+        browser
+            .client
+            .find(fantoccini::Locator::Css("#f-outcome"))
+            .await
+            .unwrap()
+            .select_by_value("denied")
+            .await
+            .unwrap();
+        browser.click("#filter").await;
+        browser.text("#f-outcome option[value='denied'][selected]").await;
+        assert_eq!(browser.text("#event-count").await, "3 events");
+        screenshot(&browser, "operators_audit").await;
+
+        browser.click(".subnav a[href$='/operators/explain']").await;
+        browser.fill("#x-account", "test").await;
+        browser.fill("#x-labels", "group=devs").await;
+        browser.fill("#x-scopes", "repository:devs/app:pull,push").await;
+        browser.click("#explain").await;
+        assert!(browser.text("#explanation").await.contains("granted: pull"));
+        screenshot(&browser, "operators_explain").await;
+        browser.close().await;
+    });
+}

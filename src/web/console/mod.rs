@@ -24,6 +24,7 @@ use crate::store::SharedStore;
 pub mod csrf;
 pub mod errors;
 pub mod home;
+pub mod operators;
 pub mod page;
 pub mod session;
 pub mod sessions;
@@ -54,6 +55,8 @@ pub struct Console {
     pub store: SharedStore,
     /// Keys the sign-in form's browser binding (the installation's secret hasher).
     pub hasher: Arc<SecretHasher>,
+    /// Who is an operator, and what the Operators pages read (console-ops).
+    pub ops: operators::OpsState,
 }
 
 impl Console {
@@ -71,7 +74,14 @@ impl Console {
             registry_host: config.registry_host(),
         });
         let sessions = sessions::Sessions::new(store.clone(), hasher.clone(), config);
-        Console { site, config: config.clone(), sessions, identity, store, hasher }
+        let ops = operators::OpsState::new(config);
+        Console { site, config: config.clone(), sessions, identity, store, hasher, ops }
+    }
+
+    /// The console with the loaded config the Operators pages explain and check.
+    pub fn with_ops(self, config: &crate::config::Config) -> Console {
+        self.ops.keep_config(config);
+        self
     }
 }
 
@@ -121,6 +131,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/signin", web::post().to(signin::submit))
         .route("/signout", web::post().to(signin::sign_out))
         .route("/signout-everywhere", web::post().to(signin::sign_out_everywhere))
+        .configure(operators::routes)
         .default_service(web::to(errors::not_found));
 }
 
