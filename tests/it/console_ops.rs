@@ -448,3 +448,25 @@ fn operator_in_the_browser() {
         browser.close().await;
     });
 }
+
+/// A bad `console.operators` block stops the start, named by its path and line.
+#[test]
+fn bad_operator_blocks_fail_check_config() {
+    let keys = crate::common::Keys::new(crate::common::KeyKind::EcP256);
+    let dir = temp_dir("ops-check");
+    let base = stored_creds::config(&keys, &Engine::Embedded, "").replace("@DIR@", &dir.path().display().to_string());
+    for (operators, want) in [
+        ("    - {account: admin, ip: 10.0.0.0/8}\n", "console.operators[0].ip"),
+        ("    - {}\n", "every signed-in account an operator"),
+        ("    - account: \"/[/\"\n", "console.operators[0].account"),
+        ("    - {acount: admin}\n", "unknown match condition"),
+    ] {
+        let path = dir.path().join("auth_config.yml");
+        std::fs::write(&path, format!("{base}console:\n  operators:\n{operators}")).unwrap();
+        let out =
+            std::process::Command::new(crate::auth_server::binary()).arg("check-config").arg(&path).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{operators}: {text}");
+        assert!(text.contains(want), "{operators}: {text}");
+    }
+}

@@ -118,7 +118,9 @@ pub fn span(d: std::time::Duration) -> String {
     let s = d.as_secs().max(1);
     match (s / 3600, s % 3600 / 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
         (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, _) => format!("{h}h"),
         (h, m, _) => format!("{h}h {m}m"),
     }
 }
@@ -138,5 +140,19 @@ impl SubNav {
             ("/audit", "Audit events", c == "audit"),
             ("/explain", "Explain", c == "explain"),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn spans_read_like_people_write_them() {
+        let span = |s| super::span(Duration::from_secs(s));
+        assert_eq!(
+            [span(0), span(59), span(60), span(200), span(3600), span(5400)],
+            ["1s", "59s", "1m", "3m 20s", "1h", "1h 30m"]
+        );
     }
 }
