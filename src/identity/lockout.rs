@@ -195,7 +195,8 @@ impl Subject {
     /// The store key of its failure counter (account names hashed: any length, fixed key).
     pub fn counter_key(&self) -> String {
         match self {
-            Subject::Account(name) => format!("lock:a:{}", hex(&Sha256::digest(name.as_bytes()))),
+            // One hex pass, not a `format!` per byte: every login with an account builds this key.
+            Subject::Account(name) => format!("lock:a:{}", super::issued_secret::hex(&Sha256::digest(name.as_bytes()))),
             Subject::Address(group) => format!("lock:ip:{group}"),
         }
     }
@@ -226,10 +227,6 @@ pub fn address_group(ip: IpAddr) -> String {
             }
         },
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn audit_lockout(attempt: &Attempt<'_>, scope: Scope, limit: u64, window: Duration) {
