@@ -129,6 +129,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
             prefix: config.server.path_prefix.clone(),
             issuer: config.token.issuer.clone(),
             starts: Default::default(),
+            console: console.clone(),
         })
     });
     let lockout = Lockout::new(&config.lockout, store.clone());

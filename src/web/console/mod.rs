@@ -129,6 +129,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/console.css", web::get().to(static_files::stylesheet))
         .route("/signin", web::get().to(signin::form))
         .route("/signin", web::post().to(signin::submit))
+        .route("/signin/{provider}", web::get().to(signin::with_provider))
         .route("/signout", web::post().to(signin::sign_out))
         .route("/signout-everywhere", web::post().to(signin::sign_out_everywhere))
         .configure(operators::routes)
