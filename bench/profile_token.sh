@@ -11,10 +11,21 @@
 #   REQUESTS=500 bench/profile_token.sh
 #   KEEP=1 bench/profile_token.sh           # keep the callgrind output (path printed)
 #   BIN=/tmp/old/registry-auth bench/profile_token.sh
+#   SCENARIO=S1 bench/profile_token.sh      # run.sh's scenarios: S4 (default) anonymous ES256,
+#                                           # S1 anonymous RSA-2048, S2 user bcrypt 5 + RSA-2048,
+#                                           # S5 user bcrypt 5 + EC P-256 (credential cache on)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 REQUESTS=${REQUESTS:-2000}
+SCENARIO=${SCENARIO:-S4}
+case "$SCENARIO" in
+  S1) kind=rsa user="" ;;
+  S2) kind=rsa user=user5 ;;
+  S4) kind=ec user="" ;;
+  S5) kind=ec user=user5 ;;
+  *) echo "SCENARIO must be S1, S2, S4 or S5" >&2; exit 2 ;;
+esac
 WARMUP=${WARMUP:-200}
 command -v valgrind >/dev/null || scripts/install-deps.sh
 if [ -z "${BIN:-}" ]; then   # BIN=... profiles a given binary
@@ -30,20 +41,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ec.key" -out "$work/ec.pem" -days 30 -subj /CN=bench 2>/dev/null
+if [ "$kind" = rsa ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 30 -subj /CN=bench 2>/dev/null
+else
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 30 -subj /CN=bench 2>/dev/null
+fi
+users='  "": {}'
+if [ -n "$user" ]; then
+  users+=$(printf '\n  "%s":\n    password: "%s"' "$user" "$(printf 'benchpw\n' | "$BIN" hash-password --cost 5 | tail -1)")
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/log"
-# The bench's S4 config: anonymous pull and push on one repository, 10 ACL entries.
+# The bench's config: anonymous pull and push on one repository, 10 ACL entries.
 cat > "$work/config.yml" <<EOF
 server:
   addr: "127.0.0.1:$port"
 token:
   issuer: "bench"
   expiration: 900
-  certificate: "$work/ec.pem"
-  key: "$work/ec.key"
+  certificate: "$work/cert.pem"
+  key: "$work/key.pem"
 users:
-  "": {}
+$(printf '%b' "$users")
 acl:
 $(for i in $(seq 0 8); do printf '  - match: {account: "team%d-*", name: "team%d/*"}\n    actions: ["pull", "push"]\n' "$i" "$i"; done)
   - match: {type: "repository"}
@@ -56,9 +75,10 @@ vg_pid=$!
 
 # send N: N keep-alive token requests on one connection, each checked for a 200.
 send() {
-  python3 - "$port" "$1" <<'EOF'
-import http.client, sys, time
-port, n = int(sys.argv[1]), int(sys.argv[2])
+  python3 - "$port" "$1" "$user" <<'EOF'
+import base64, http.client, sys, time
+port, n, user = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:benchpw".encode()).decode()} if user else {}
 for _ in range(600):
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -68,7 +88,7 @@ for _ in range(600):
     except OSError:
         time.sleep(0.1)
 for _ in range(n):
-    conn.request("GET", "/auth?service=registry&scope=repository:bench/app:pull,push")
+    conn.request("GET", "/auth?service=registry&scope=repository:bench/app:pull,push", headers=headers)
     r = conn.getresponse()
     r.read()
     if r.status != 200:
@@ -86,8 +106,8 @@ kill "$vg_pid"; wait "$vg_pid" 2>/dev/null || true; vg_pid=""
 dump=$(ls -v "$work"/callgrind.out.* | tail -1)
 total=$(awk '/^summary:/ {print $2}' "$dump")
 tokens=$(grep -c 'token issued' "$work/log/server.log" || true)
-printf 'registry-auth %s, %s: %s instructions over %d tokens = %.0f instructions per anonymous ES256 token (%d tokens issued in all, warm-up included)\n' \
-  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$total" "$REQUESTS" \
+printf 'registry-auth %s, %s, %s: %s instructions over %d tokens = %.0f instructions per token (%d tokens issued in all, warm-up included)\n' \
+  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$SCENARIO" "$(date -u +%Y-%m-%dT%H:%MZ)" "$total" "$REQUESTS" \
   "$(awk -v t="$total" -v n="$REQUESTS" 'BEGIN {print t / n}')" "$tokens"
 # Inclusive cost of the functions on a token's path (the call tree's top), then the same
 # list without the signature's internals: what is around the signature.
