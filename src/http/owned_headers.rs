@@ -8,7 +8,7 @@
 //! parsed: a head sent together with a 64 KB body (issue 17's flood), pipelined requests or
 //! oversized headers leave it at 64-256 KiB, and one header value is enough to pin all of
 //! it. After a flood of 15,000 such bodies, 2 workers × 128 pooled heads held ~20 MB this
-//! way for the life of the process (massif and heaptrack: all of it allocated in the
+//! way for the life of the process (massif: all of it allocated in the
 //! dispatcher's `read_available`). Copying the values (a few short strings per request,
 //! ~300 bytes for a token request) bounds what the pools keep to those copies.
 use actix_web::dev::ServiceRequest;
