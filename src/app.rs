@@ -35,6 +35,7 @@ use crate::sql::Pools;
 use crate::store::{SharedStore, StoreConfig, StoreError};
 use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
+use crate::web::console::Console;
 use crate::web::{ConfiguredProvider, WebSignIn};
 
 /// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
@@ -100,10 +101,25 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         x5c: config.token.x5c,
     };
     registry_compat_warnings(config, &key, &published, &mut diags);
-    let identity = store.persistent().then(|| {
-        let hasher = Arc::new(SecretHasher::for_store(&config.store, store.clone()));
-        Arc::new(Identity::new(store.clone(), hasher, config.identity_tokens.clone()))
-    });
+    let hasher = Arc::new(SecretHasher::for_store(&config.store, store.clone()));
+    let identity = store
+        .persistent()
+        .then(|| Arc::new(Identity::new(store.clone(), hasher.clone(), config.identity_tokens.clone())));
+    // Sessions need the persistent store (config::console::check_store warns otherwise).
+    let console = match (&config.console, &identity) {
+        (Some(section), Some(identity)) => Some(Arc::new(
+            Console::new(
+                section,
+                &config.server.path_prefix,
+                &config.token.issuer,
+                store.clone(),
+                identity.clone(),
+                hasher.clone(),
+            )
+            .with_ops(config),
+        )),
+        _ => None,
+    };
     let web = (!web_providers.is_empty()).then(|| {
         Arc::new(WebSignIn {
             providers: web_providers,
@@ -113,6 +129,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
             prefix: config.server.path_prefix.clone(),
             issuer: config.token.issuer.clone(),
             starts: Default::default(),
+            console: console.clone(),
         })
     });
     let lockout = Lockout::new(&config.lockout, store.clone());
@@ -125,7 +142,11 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
         scope_limits: config.limits.scopes,
         web,
+        console,
     };
+    if let Some(console) = &state.console {
+        console.ops.keep_build_warnings(&diags.warnings);
+    }
     Ok(Built { state, tls, acme, warnings: diags.warnings })
 }
 

@@ -23,6 +23,8 @@ pub const HSTS_VALUE: &str = "max-age=63072000; includeSubDomains";
 /// Exact paths of the routes, prefix included.
 #[derive(Debug, Clone)]
 pub struct Routes {
+    /// `server.path_prefix` itself.
+    pub prefix: String,
     pub index: String,
     pub auth: String,
     pub auth_token: String,
@@ -34,6 +36,7 @@ pub struct Routes {
 impl Routes {
     pub fn new(prefix: &str) -> Routes {
         Routes {
+            prefix: prefix.to_string(),
             index: format!("{prefix}/"),
             auth: format!("{prefix}/auth"),
             auth_token: format!("{prefix}/auth/token"),
@@ -56,6 +59,8 @@ pub struct AppState {
     pub scope_limits: crate::scope::ScopeLimits,
     /// docker_auth's browser sign-in (`google_auth`, `oidc_auth`...), when configured.
     pub web: Option<Arc<crate::web::WebSignIn>>,
+    /// The console (`console:` with a persistent store).
+    pub console: Option<Arc<crate::web::console::Console>>,
 }
 
 /// The current state; a reload swaps it while requests in flight keep the one they took.
@@ -94,7 +99,11 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let hsts = handle.current().hsts;
+    let current = handle.current();
+    let hsts = current.hsts;
+    // The listener's settings (path_prefix among them) never change without a restart,
+    // so the console's scope is fixed here; with no console configured it answers 404.
+    let console = crate::web::console::scope(&current.routes.prefix);
     let headers =
         middleware::DefaultHeaders::new().add((actix_web::http::header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE));
     App::new()
@@ -105,5 +114,6 @@ pub fn app(
             owned_headers::own_header_values(&mut req);
             service.call(req)
         })
+        .service(console)
         .default_service(web::to(handlers::dispatch))
 }
