@@ -7,7 +7,7 @@
      login from another IP meanwhile: its latency, and the flood's statuses.
   2. body flood: 15,000 connections declaring Content-Length 65000 and sending 64,000
      bytes; server RSS at idle, its peak, once every connection has sent its bytes, and
-     after they are all closed (+3 s and +10 s).
+     after they are all closed (+3 s, +10 s and +60 s; anonymous and file-backed apart).
   10. timing: median of 5 logins each for a cost-13 user's wrong password, an unknown
      account, and a user whose stored password is not a bcrypt hash (most users cost 5).
 
@@ -179,6 +179,7 @@ def section_2():
     server = Server({"user": hash_password("benchpw", 5)})
     time.sleep(0.5)
     idle = server.rss_mb()
+    idle_anon = (server.rss_mb("RssAnon"), server.rss_mb("RssFile"))
     peak = [idle]
     body = b"a" * 64000
     head = (b"POST /auth HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\n"
@@ -227,10 +228,15 @@ def section_2():
     after = server.rss_mb()
     time.sleep(7)
     later = server.rss_mb()
+    time.sleep(50)
+    minute = server.rss_mb()
+    anon = (server.rss_mb("RssAnon"), server.rss_mb("RssFile"))
     summary = ", ".join(f"{codes.count(c)}x{c or 'none'}" for c in sorted(set(codes)))
     print(f"2 body flood: {opened} connections x 64,000 of 65,000 bytes, sent in {sent:.1f} s, all answered "
           f"after {answered:.1f} s ({summary}); RSS idle {idle:.0f} MB, peak {max(peak[0], server.rss_mb('VmHWM')):.0f} MB, "
-          f"when all had sent {after_send:.0f} MB, 3 s after all closed {after:.0f} MB, 10 s after {later:.0f} MB")
+          f"when all had sent {after_send:.0f} MB, 3 s after all closed {after:.0f} MB, 10 s after {later:.0f} MB, "
+          f"60 s after {minute:.0f} MB ({anon[0]:.0f} MB anonymous, {anon[1]:.0f} MB file-backed; idle: "
+          f"{idle_anon[0]:.0f} + {idle_anon[1]:.0f})")
     server.stop()
 
 

@@ -11,10 +11,12 @@
 # bcrypt-5 user, served from the credential cache after the first login), `robot` (S10: a
 # robot's Basic login, embedded store), `refresh` (S8: the identity-token refresh grant,
 # embedded store), `refresh-redis` (S9: the same on a private redis-server; only our
-# process is counted, not redis-server).
+# process is counted, not redis-server). KEY=rsa signs with an RSA-2048 key instead of EC
+# P-256: `anon` is then S1, `user` S2.
 #
 #   bench/profile_token.sh                  # 2,000 tokens
 #   SCENARIO=robot bench/profile_token.sh
+#   KEY=rsa SCENARIO=user bench/profile_token.sh   # S2
 #   REQUESTS=500 bench/profile_token.sh
 #   KEEP=1 bench/profile_token.sh           # keep the callgrind output (path printed)
 #   BIN=/tmp/old/registry-auth bench/profile_token.sh
@@ -24,6 +26,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REQUESTS=${REQUESTS:-2000}
 WARMUP=${WARMUP:-200}
 SCENARIO=${SCENARIO:-anon}
+KEY=${KEY:-ec}
 command -v valgrind >/dev/null || scripts/install-deps.sh
 if [ -z "${BIN:-}" ]; then   # BIN=... profiles a given binary
   cargo build --release --quiet --bin registry-auth
@@ -41,19 +44,24 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ec.key" -out "$work/ec.pem" -days 30 -subj /CN=bench 2>/dev/null
+case $KEY in
+  ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+  rsa) newkey=(-newkey rsa:2048) ;;
+  *) echo "unknown KEY $KEY (ec, rsa)" >&2; exit 2 ;;
+esac
+openssl req -x509 "${newkey[@]}" -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 30 -subj /CN=bench 2>/dev/null
 port=$(free_port)
 mkdir -p "$work/log"
 hash5=$("$BIN" hash-password --cost 5 --password benchpw)
-# The bench's S4/S5 config: anonymous pull and push on one repository, 10 ACL entries.
+# The bench's S4/S5 config (S1/S2 with KEY=rsa): anonymous pull and push on one repository, 10 ACL entries.
 cat > "$work/config.yml" <<EOF
 server:
   addr: "127.0.0.1:$port"
 token:
   issuer: "bench"
   expiration: 900
-  certificate: "$work/ec.pem"
-  key: "$work/ec.key"
+  certificate: "$work/cert.pem"
+  key: "$work/key.pem"
 users:
   "": {}
   "user5":
@@ -143,8 +151,8 @@ kill "$vg_pid"; wait "$vg_pid" 2>/dev/null || true; vg_pid=""
 dump=$(ls -v "$work"/callgrind.out.* | tail -1)
 total=$(awk '/^summary:/ {print $2}' "$dump")
 tokens=$(grep -c 'token issued' "$work/log/server.log" || true)
-printf 'registry-auth %s, %s, SCENARIO=%s: %s instructions over %d tokens = %.0f instructions per ES256 token (%d tokens issued in all, warm-up included)\n' \
-  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$SCENARIO" "$total" "$REQUESTS" \
+printf 'registry-auth %s, %s, SCENARIO=%s KEY=%s: %s instructions over %d tokens = %.0f instructions per token (%d tokens issued in all, warm-up included)\n' \
+  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$SCENARIO" "$KEY" "$total" "$REQUESTS" \
   "$(awk -v t="$total" -v n="$REQUESTS" 'BEGIN {print t / n}')" "$tokens"
 # Inclusive cost of the functions on a token's path (the call tree's top), then the same
 # list without the signature's internals: what is around the signature.

@@ -4,7 +4,7 @@
 use std::sync::{Arc, RwLock};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{middleware, web, App};
 
 pub mod body;
@@ -13,6 +13,7 @@ pub mod extract;
 pub mod handlers;
 mod multipart;
 pub mod oauth;
+mod owned_headers;
 
 use crate::service::AuthService;
 pub use extract::RealIp;
@@ -108,6 +109,11 @@ pub fn app(
     App::new()
         .app_data(handle)
         .wrap(middleware::Condition::new(hsts, headers))
+        // Registered last, so it runs first: before anything can clone the request.
+        .wrap_fn(|mut req, service| {
+            owned_headers::own_header_values(&mut req);
+            service.call(req)
+        })
         .service(console)
         .default_service(web::to(handlers::dispatch))
 }
