@@ -15,6 +15,7 @@ use crate::secret::Secret;
 use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
+pub mod access;
 mod audit_text;
 mod stored_credentials;
 

@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod config_lint;
 mod config_load;
+mod console_registry;
 mod credential_cache;
 mod deploy;
 mod dos;
