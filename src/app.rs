@@ -35,6 +35,7 @@ use crate::sql::Pools;
 use crate::store::{SharedStore, StoreConfig, StoreError};
 use crate::token::published::PublishedCert;
 use crate::token::{KidMode, SigningKey, TokenIssuer, TokenOptions};
+use crate::web::console::Console;
 use crate::web::{ConfiguredProvider, WebSignIn};
 
 /// What `serve` needs: the request state and, for HTTPS, the listener's TLS config.
@@ -74,6 +75,28 @@ pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic 
     }
 }
 
+/// The console's registry reader for `console.registry_url` (none without one).
+fn registry_reader(
+    section: &crate::config::console::ConsoleConfig,
+) -> Result<Option<Arc<crate::registry_reader::RegistryReader>>, Diagnostic> {
+    let Some(url) = &section.registry_url else { return Ok(None) };
+    let config = crate::registry_reader::ReaderConfig {
+        url: url.clone(),
+        ca_pem: section.registry_ca_certificate.as_ref().map(|(_, pem)| pem.clone()),
+        service: None,
+        limits: crate::registry_reader::ReaderLimits::default(),
+    };
+    crate::registry_reader::RegistryReader::new(config).map(|r| Some(Arc::new(r))).map_err(|message| Diagnostic {
+        path: "console.registry_url".to_string(),
+        line: section.line,
+        message,
+        hint: Some(
+            "registry_url is the registry's http(s)://host[:port]; registry_ca_certificate a PEM file of its CA".into(),
+        ),
+        error_when_strict: false,
+    })
+}
+
 /// [`build`] with a store already open (the one `serve` owns, or the running one on reload).
 pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diagnostic>> {
     let mut diags = Diagnostics::default();
@@ -100,10 +123,27 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         x5c: config.token.x5c,
     };
     registry_compat_warnings(config, &key, &published, &mut diags);
-    let identity = store.persistent().then(|| {
-        let hasher = Arc::new(SecretHasher::for_store(&config.store, store.clone()));
-        Arc::new(Identity::new(store.clone(), hasher, config.identity_tokens.clone()))
-    });
+    let hasher = Arc::new(SecretHasher::for_store(&config.store, store.clone()));
+    let identity = store
+        .persistent()
+        .then(|| Arc::new(Identity::new(store.clone(), hasher.clone(), config.identity_tokens.clone())));
+    // Sessions need the persistent store (config::console::check_store warns otherwise).
+    let console = match (&config.console, &identity) {
+        (Some(section), Some(identity)) => {
+            let mut console = Console::new(
+                section,
+                &config.server.path_prefix,
+                &config.token.issuer,
+                store.clone(),
+                identity.clone(),
+                hasher.clone(),
+            );
+            console.reader = registry_reader(section).map_err(|d| vec![d])?;
+            console.acl_entries = config.acl.as_ref().map(|acl| acl.entries.clone());
+            Some(Arc::new(console))
+        }
+        _ => None,
+    };
     let web = (!web_providers.is_empty()).then(|| {
         Arc::new(WebSignIn {
             providers: web_providers,
@@ -125,6 +165,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         real_ip: RealIp { header: config.server.real_ip_header.clone(), position: config.server.real_ip_pos },
         scope_limits: config.limits.scopes,
         web,
+        console,
     };
     Ok(Built { state, tls, acme, warnings: diags.warnings })
 }

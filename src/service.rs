@@ -17,6 +17,7 @@ use crate::token::{IssuedToken, SignError, TokenIssuer};
 
 pub mod access;
 mod audit_text;
+pub mod console_login;
 mod stored_credentials;
 
 use audit_text::{GrantedText, IpText, RulesText, ScopeText, ScopesText};

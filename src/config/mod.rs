@@ -11,6 +11,7 @@ pub mod acl;
 pub mod cache;
 pub mod casbin;
 pub mod ci_token;
+pub mod console;
 pub mod diag;
 pub mod ext;
 pub mod forge;
@@ -73,6 +74,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// docker_auth's web sign-in sections (`google_auth`, `oidc_auth`...).
     pub web_signin: web_signin::WebSignInConfig,
+    /// Our addition: the web console (`console:`), `None` when the section is absent.
+    pub console: Option<console::ConsoleConfig>,
     /// Non-fatal findings (unknown keys, unusable hashes...), to be logged at start.
     pub warnings: Vec<Diagnostic>,
 }
@@ -183,6 +186,8 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     web_signin::check_token_dbs(&web_signin, &store, &mut diags);
     let lockout = lockout::read(&mut top, &mut diags);
     let limits = limits::read(&mut top, &mut diags);
+    let console = console::read(&mut top, &mut diags);
+    console::check_store(console.as_ref(), &store, &mut diags);
     top.warn_unknown(&known_top_level(), &mut diags);
     match (server, token, diags.has_errors()) {
         (Some(server), Some(token), false) => {
@@ -203,6 +208,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
                 store,
                 lockout,
                 web_signin,
+                console,
                 warnings,
             })
         }
@@ -229,8 +235,17 @@ fn warn_duplicate_keys(duplicates: &[yaml::DuplicateKey], diags: &mut Diagnostic
 }
 
 fn known_top_level() -> Vec<&'static str> {
-    let mut known =
-        vec!["server", "token", "credential_cache", "identity_tokens", "casbin_authz", "limits", "store", "lockout"];
+    let mut known = vec![
+        "server",
+        "token",
+        "credential_cache",
+        "identity_tokens",
+        "casbin_authz",
+        "limits",
+        "store",
+        "lockout",
+        "console",
+    ];
     known.extend(AUTHN_SECTIONS.iter().chain(AUTHZ_SECTIONS));
     known.sort_unstable();
     known.dedup();

@@ -22,6 +22,8 @@ pub const HSTS_VALUE: &str = "max-age=63072000; includeSubDomains";
 /// Exact paths of the routes, prefix included.
 #[derive(Debug, Clone)]
 pub struct Routes {
+    /// `server.path_prefix` itself.
+    pub prefix: String,
     pub index: String,
     pub auth: String,
     pub auth_token: String,
@@ -33,6 +35,7 @@ pub struct Routes {
 impl Routes {
     pub fn new(prefix: &str) -> Routes {
         Routes {
+            prefix: prefix.to_string(),
             index: format!("{prefix}/"),
             auth: format!("{prefix}/auth"),
             auth_token: format!("{prefix}/auth/token"),
@@ -55,6 +58,8 @@ pub struct AppState {
     pub scope_limits: crate::scope::ScopeLimits,
     /// docker_auth's browser sign-in (`google_auth`, `oidc_auth`...), when configured.
     pub web: Option<Arc<crate::web::WebSignIn>>,
+    /// The console (`console:` with a persistent store).
+    pub console: Option<Arc<crate::web::console::Console>>,
 }
 
 /// The current state; a reload swaps it while requests in flight keep the one they took.
@@ -93,11 +98,16 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let hsts = handle.current().hsts;
+    let current = handle.current();
+    let hsts = current.hsts;
+    // The listener's settings (path_prefix among them) never change without a restart,
+    // so the console's scope is fixed here; with no console configured it answers 404.
+    let console = crate::web::console::scope(&current.routes.prefix);
     let headers =
         middleware::DefaultHeaders::new().add((actix_web::http::header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE));
     App::new()
         .app_data(handle)
         .wrap(middleware::Condition::new(hsts, headers))
+        .service(console)
         .default_service(web::to(handlers::dispatch))
 }

@@ -19,6 +19,10 @@ const ENCODED_LEN: usize = 43;
 pub enum Kind {
     IdentityToken,
     Robot,
+    /// A console session cookie.
+    ConsoleSession,
+    /// The browser binding of a console sign-in form (before any session exists).
+    ConsoleSignIn,
 }
 
 impl Kind {
@@ -26,6 +30,8 @@ impl Kind {
         match self {
             Kind::IdentityToken => "rait_",
             Kind::Robot => "rars_",
+            Kind::ConsoleSession => "racs_",
+            Kind::ConsoleSignIn => "racf_",
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::authn::oidc::records::TokenDb;
 use crate::identity::Identity;
 use crate::store::SharedStore;
 
+pub mod console;
 pub mod cookies;
 pub mod errors;
 mod flow;

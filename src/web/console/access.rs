@@ -47,7 +47,8 @@ struct Row {
 struct Tried {
     scope: String,
     lines: Vec<String>,
-    granted: bool,
+    /// `allowed` (every action asked), `partly allowed` or `denied`.
+    verdict: &'static str,
 }
 
 #[derive(Template)]
@@ -103,7 +104,12 @@ pub async fn try_scope(
 }
 
 /// Each scope of `typed` (space- or comma-separated forms as `/auth` takes them), decided.
-async fn tried(ctx: &ConsoleCtx, session: &ConsoleSession, req: &HttpRequest, typed: &str) -> Result<Vec<Tried>, String> {
+async fn tried(
+    ctx: &ConsoleCtx,
+    session: &ConsoleSession,
+    req: &HttpRequest,
+    typed: &str,
+) -> Result<Vec<Tried>, String> {
     if typed.is_empty() {
         return Err("Type a scope, for example repository:team/app:push".into());
     }
@@ -128,7 +134,13 @@ async fn tried(ctx: &ConsoleCtx, session: &ConsoleSession, req: &HttpRequest, ty
         tried.push(Tried {
             scope: format!("{}:{}:{}", scope.resource_type, scope.name, scope.actions.join(",")),
             lines: text.lines(),
-            granted: !decision.actions.is_empty(),
+            verdict: if decision.actions.is_empty() {
+                "denied"
+            } else if scope.actions.iter().all(|a| decision.actions.contains(a)) {
+                "allowed"
+            } else {
+                "partly allowed"
+            },
         });
     }
     Ok(tried)
@@ -176,11 +188,16 @@ async fn render(
             let name = &decided.catalog.repositories[i];
             let decision = &decided.decisions[i];
             let req = asker.request("repository", name, &actions);
-            Row { name: name.clone(), granted: decision.actions.clone(), text: DecisionText::new(decision, &req, entries) }
+            Row {
+                name: name.clone(),
+                granted: decision.actions.clone(),
+                text: DecisionText::new(decision, &req, entries),
+            }
         })
         .collect();
     let host = registry_view::reader(ctx)?.host();
-    let first_pullable = (0..decided.decisions.len()).find(|&i| decided.decisions[i].actions.iter().any(|a| a == "pull"));
+    let first_pullable =
+        (0..decided.decisions.len()).find(|&i| decided.decisions[i].actions.iter().any(|a| a == "pull"));
     let page = AccessPage {
         layout: Layout::new(session, "access"),
         account: session.account.clone(),

@@ -77,7 +77,12 @@ struct TagPage {
 }
 
 /// GET `/repositories`.
-pub async fn list(ctx: ConsoleCtx, session: ConsoleSession, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
+pub async fn list(
+    ctx: ConsoleCtx,
+    session: ConsoleSession,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
     list_page(&ctx, &session, &req, &query).await.unwrap_or_else(|e| e.respond(&session, "repositories"))
 }
 

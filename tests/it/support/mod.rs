@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod console;
 pub mod containerd;
 pub mod forge;
 pub mod http;

@@ -1,0 +1,174 @@
+//! The console's shell (issue 14) on the real binary, at the HTTP level: password sign-in
+//! through the authn chain (lockout included, no enumeration), sessions (cookie flags,
+//! idle and absolute expiry, sign-out, sign-out everywhere), CSRF on every form, the
+//! security headers, and escaping of client-supplied text.
+use std::time::Duration;
+
+use crate::common::ADMIN_HASH;
+use crate::support::console::{csrf_of, element_text, ConsoleClient, ConsoleServer};
+
+const XSS_USER: &str = "<script>alert(1)</script>";
+
+fn server() -> ConsoleServer {
+    ConsoleServer::start(
+        "  registry_url: https://registry.acme.test\n",
+        &format!("  \"{XSS_USER}\":\n    password: \"{ADMIN_HASH}\"\n"),
+    )
+}
+
+fn header<'a>(answer: &'a crate::support::oidc_provider::Answer, name: &str) -> Option<&'a str> {
+    answer.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn password_sign_in_sessions_headers_csrf_and_escaping() {
+    let server = server();
+    // Not signed in: every page sends the browser to the sign-in form.
+    let mut anonymous = ConsoleClient::new(&server.console(""));
+    let home = anonymous.get("/");
+    assert_eq!((home.status, home.location.as_deref()), (303, Some(server.console("/signin").as_str())));
+    assert_eq!(anonymous.get("").location.as_deref(), Some(server.console("/").as_str()));
+    let form = anonymous.get("/signin");
+    assert_eq!(form.status, 200);
+    for (name, value) in [
+        ("content-security-policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(header(&form, name), Some(value), "{name}");
+    }
+    assert!(!form.body.contains("<script") && !form.body.contains("style="), "no inline script or style");
+    assert!(form.body.contains("<label for=\"username\">") && form.body.contains("class=\"skip\""));
+    let css = anonymous.get("/static/console.css");
+    assert_eq!((css.status, header(&css, "content-type")), (200, Some("text/css; charset=utf-8")));
+
+    // Sign-in form without its browser binding (a cross-site post): 403.
+    let mut stranger = ConsoleClient::new(&server.console(""));
+    let forged = stranger.post_raw("/signin", &[("username", "admin"), ("password", "badmin"), ("csrf", "x")]);
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // Signing in: a session cookie with the flags, and the home page.
+    let mut admin = ConsoleClient::new(&server.console(""));
+    let signed_in = admin.sign_in("admin", "badmin");
+    assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.log());
+    let cookie =
+        signed_in.set_cookies.iter().find(|c| c.starts_with("registry_auth_console=")).expect("session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure") && !cookie.contains("Max-Age"), "{cookie}");
+    let value = admin.session_cookie().unwrap();
+    assert!(value.starts_with("racs_") && value.len() >= 43, "256 random bits: {value}");
+    admin.load_csrf();
+    let home = admin.get("/");
+    assert_eq!(element_text(&home.body, "whoami").as_deref(), Some("admin"));
+    assert_eq!(element_text(&home.body, "docker-login").as_deref(), Some("docker login registry.acme.test -u admin"));
+    assert!(!server.log().contains(&value), "the cookie is never logged");
+
+    // CSRF: a form without the token or with another session's is refused, and does nothing.
+    let mut test = server.sign_in("test", "123");
+    for fields in [vec![], vec![("csrf", "")], vec![("csrf", test.csrf.as_str())], vec![("csrf", "AAAA")]] {
+        let refused = admin.post_raw("/signout", &fields);
+        assert_eq!(refused.status, 403, "{fields:?}: {}", refused.body);
+        assert!(refused.body.contains("Form expired"));
+    }
+    assert_eq!(admin.get("/").status, 200, "still signed in");
+
+    // Escaping: an account name with markup renders as text.
+    let mut xss = server.sign_in(XSS_USER, "badmin");
+    let home = xss.get("/");
+    assert!(!home.body.contains(XSS_USER), "{}", home.body);
+    assert!(
+        home.body.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || home.body.contains("&lt;script&gt;"),
+        "{}",
+        home.body
+    );
+    let again = ConsoleClient::new(&server.console("")).sign_in(XSS_USER, "wrong");
+    assert_eq!(again.status, 401);
+    assert!(!again.body.contains(XSS_USER), "the echoed username is escaped too");
+
+    // Sign-out ends this session only; the old cookie opens nothing afterwards.
+    let mut second = server.sign_in("admin", "badmin");
+    let old = admin.session_cookie().unwrap();
+    let out = admin.post("/signout", &[]);
+    assert_eq!(out.status, 303);
+    assert!(out.location.unwrap().ends_with("/console/signin?signed_out=1"));
+    assert!(admin.session_cookie().is_none(), "cleared");
+    admin.agent.set_cookie(&server.console(""), "registry_auth_console", Some(&old));
+    assert_eq!(admin.get("/").status, 303, "a signed-out cookie opens nothing");
+    assert_eq!(second.get("/").status, 200, "the other session stays");
+
+    // Sign-out everywhere: every session of the account, not another account's.
+    let mut third = server.sign_in("admin", "badmin");
+    let count = element_text(&third.get("/").body, "session-count").unwrap();
+    assert_eq!(count, "2");
+    let everywhere = third.post("/signout-everywhere", &[]);
+    assert_eq!(everywhere.status, 303);
+    assert_eq!(second.get("/").status, 303, "signed out on the other device");
+    assert_eq!(third.get("/").status, 303);
+    assert_eq!(test.get("/").status, 200, "test's session is not admin's");
+    let notice = test.agent.request("GET", &server.console("/signin?signed_out=all"), None);
+    assert_eq!(notice.status, 303, "signed-in people skip the form");
+}
+
+#[test]
+fn no_enumeration_and_lockout_applies_to_console_sign_in() {
+    let server = ConsoleServer::start("", "");
+    let mut client = ConsoleClient::new(&server.console(""));
+    let wrong = client.sign_in("admin", "wrong");
+    let unknown = client.sign_in("nobody", "wrong");
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert_eq!(element_text(&wrong.body, "error"), element_text(&unknown.body, "error"));
+    assert_eq!(wrong.body.replace("value=\"admin\"", ""), unknown.body.replace("value=\"nobody\"", ""), "same page");
+    assert_eq!(element_text(&wrong.body, "error").as_deref(), Some("Wrong username or password."));
+    let empty = client.sign_in("admin", "");
+    assert_eq!(empty.status, 400);
+    // A robot's secret or an unknown "robot$" never opens a console session.
+    assert_eq!(client.sign_in("robot$ci", "rars_x").status, 401);
+    let csrf = csrf_of(&wrong.body).unwrap();
+    assert!(!csrf.is_empty());
+
+    // The lockout of the token endpoint counts console failures too: after three
+    // failures from this address even the right password is refused (429), for a known and
+    // an unknown account alike, and so is a token request.
+    let locked =
+        ConsoleServer::start_with("", "", "lockout:\n  max_failures_per_ip: 3\n  max_failures_per_account: 3\n");
+    let mut client = ConsoleClient::new(&locked.console(""));
+    for _ in 0..3 {
+        assert_eq!(client.sign_in("admin", "wrong").status, 401);
+    }
+    let refused = client.sign_in("admin", "badmin");
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(element_text(&refused.body, "error").unwrap().starts_with("Too many failed sign-ins."));
+    assert!(header(&refused, "retry-after").is_some());
+    assert_eq!(client.sign_in("nobody", "x").status, 429);
+    let token = ureq::get(&locked.url("/auth"))
+        .query("service", crate::stored_creds::SERVICE)
+        .set("Authorization", &crate::stored_creds::basic("admin", "badmin"))
+        .call();
+    assert!(matches!(token, Err(ureq::Error::Status(429, _))), "{token:?}");
+    assert!(locked.log().contains("console"), "the lockout names the console");
+}
+
+#[test]
+fn sessions_end_when_idle_and_at_their_lifetime() {
+    let server = ConsoleServer::start("  session_idle_timeout: 5s\n  session_lifetime: 11s\n", "");
+    let mut idle = server.sign_in("admin", "badmin");
+    let mut busy = server.sign_in("test", "123");
+    let started = std::time::Instant::now();
+    // busy keeps using its session (every 2 s); idle does not.
+    let mut idle_checked = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(busy.get("/").status, 200, "in use at {:?}", started.elapsed());
+        if !idle_checked && started.elapsed() >= Duration::from_secs(6) {
+            assert_eq!(idle.get("/").status, 303, "idle for more than 5 s");
+            idle_checked = true;
+        }
+    }
+    assert!(idle_checked);
+    std::thread::sleep(Duration::from_secs(11).saturating_sub(started.elapsed()) + Duration::from_millis(1200));
+    assert_eq!(busy.get("/").status, 303, "past its 11 s lifetime, although in use");
+}
