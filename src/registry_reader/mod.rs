@@ -201,12 +201,21 @@ impl RegistryReader {
         self.service.lock().unwrap_or_else(|p| p.into_inner()).clone().flatten()
     }
 
-    /// The catalog, read at most once per `catalog_ttl`.
+    /// The catalog, read at most once per `catalog_ttl` (one walk at a time; a walk of an
+    /// expired catalog serves the previous one to the requests that come meanwhile).
     pub async fn catalog(&self, issuer: &TokenIssuer) -> Result<std::sync::Arc<Catalog>, ReadError> {
         if let Some(catalog) = self.fresh_catalog() {
             return Ok(catalog);
         }
-        let _walk = self.catalog_walk.lock().await;
+        // While one request walks an expired catalog, the others get the previous one
+        // instead of queueing behind the walk.
+        let _walk = match self.catalog_walk.try_lock() {
+            Ok(walk) => walk,
+            Err(_) => match self.stale_catalog() {
+                Some(stale) => return Ok(stale),
+                None => self.catalog_walk.lock().await,
+            },
+        };
         // Another request may have walked it while this one waited.
         if let Some(catalog) = self.fresh_catalog() {
             return Ok(catalog);
@@ -217,6 +226,10 @@ impl RegistryReader {
         let catalog = std::sync::Arc::new(Catalog { repositories, truncated });
         *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), catalog.clone()));
         Ok(catalog)
+    }
+
+    fn stale_catalog(&self) -> Option<std::sync::Arc<Catalog>> {
+        self.catalog.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, c)| c.clone())
     }
 
     fn fresh_catalog(&self) -> Option<std::sync::Arc<Catalog>> {
