@@ -137,7 +137,8 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
                 store.clone(),
                 identity.clone(),
                 hasher.clone(),
-            );
+            )
+            .with_ops(config);
             console.reader = registry_reader(section).map_err(|d| vec![d])?;
             console.acl_entries = config.acl.as_ref().map(|acl| acl.entries.clone());
             Some(Arc::new(console))
@@ -153,6 +154,7 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
             prefix: config.server.path_prefix.clone(),
             issuer: config.token.issuer.clone(),
             starts: Default::default(),
+            console: console.clone(),
         })
     });
     let lockout = Lockout::new(&config.lockout, store.clone());
@@ -167,6 +169,9 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         web,
         console,
     };
+    if let Some(console) = &state.console {
+        console.ops.keep_build_warnings(&diags.warnings);
+    }
     Ok(Built { state, tls, acme, warnings: diags.warnings })
 }
 

@@ -13,6 +13,7 @@ pub mod casbin;
 pub mod explain;
 pub mod ext;
 pub mod mongo_acl;
+pub mod operators;
 pub mod pattern;
 pub mod refreshed_acl;
 #[cfg(test)]

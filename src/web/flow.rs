@@ -38,8 +38,14 @@ pub async fn handle(web: &WebSignIn, configured: &ConfiguredProvider, req: &Http
     if is_callback {
         callback(web, configured, req, &form).await
     } else {
-        start(web, configured, req).await
+        start(web, configured, req, false).await
     }
+}
+
+/// GET `{prefix}/console/signin/<provider>`: a sign-in whose callback (on the provider's
+/// usual route, as registered there) ends in a console session.
+pub async fn start_for_console(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpRequest) -> HttpResponse {
+    start(web, configured, req, true).await
 }
 
 fn secure(req: &HttpRequest) -> bool {
@@ -60,7 +66,7 @@ fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-async fn start(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpRequest) -> HttpResponse {
+async fn start(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpRequest, console: bool) -> HttpResponse {
     let provider = &configured.provider;
     let route = web.route_of(provider.name());
     let Some(redirect) = redirect_uri(web, configured, req) else {
@@ -86,6 +92,7 @@ async fn start(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpReque
         pkce_verifier: verifier.clone(),
         nonce: nonce.clone(),
         redirect_uri: redirect.to_string(),
+        console,
     };
     if let Err(e) = pending::save_flow(&web.store, &state, &flow).await {
         tracing::error!(provider = provider.name(), error = %e, "cannot keep a sign-in attempt");
@@ -165,6 +172,14 @@ async fn callback(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpRe
             return refuse(SignInError::Unavailable);
         }
     };
+    if flow.console {
+        if let Some(console) = &web.console {
+            // No docker password is made (it would replace the one the user has).
+            let mut response = crate::web::console::signin::landing(console, req, provider.name(), &signed_in).await;
+            let _ = response.add_cookie(&cleared_flow_cookie(provider.name(), &route, secure(req)));
+            return response;
+        }
+    }
     let password = match web.db.sign_in(provider.name(), &signed_in).await {
         Ok(Ok(password)) => password,
         Ok(Err(why)) => {

@@ -48,6 +48,8 @@ pub struct WebSignIn {
     pub issuer: String,
     /// Caps the sign-ins started per minute: each writes a store record, and anyone can ask.
     pub starts: StartBudget,
+    /// The console, whose sign-in page starts flows that end in a console session.
+    pub console: Option<Arc<console::Console>>,
 }
 
 /// Sign-ins started in the current minute, at most [`StartBudget::PER_MINUTE`]; beyond, 503.
@@ -91,6 +93,16 @@ impl WebSignIn {
     /// The index page (with at least one provider configured).
     pub fn index(&self) -> HttpResponse {
         index::respond(self)
+    }
+
+    /// The provider called `name`, if configured.
+    pub fn provider(&self, name: &str) -> Option<&ConfiguredProvider> {
+        self.providers.iter().find(|p| p.provider.name() == name)
+    }
+
+    /// Starts a sign-in with `configured` that ends in a console session.
+    pub async fn start_for_console(&self, configured: &ConfiguredProvider, req: &HttpRequest) -> HttpResponse {
+        flow::start_for_console(self, configured, req).await
     }
 
     /// A request to a provider's route: start, callback, or the identity-token form.

@@ -18,6 +18,10 @@ pub struct PendingFlow {
     pub pkce_verifier: String,
     pub nonce: String,
     pub redirect_uri: String,
+    /// Started from the console's sign-in page: the callback opens a console session
+    /// instead of showing a docker password (records written before this read as false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub console: bool,
 }
 
 /// The offer on a result page to trade the password for an identity token.

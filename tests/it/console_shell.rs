@@ -172,3 +172,60 @@ fn sessions_end_when_idle_and_at_their_lifetime() {
     std::thread::sleep(Duration::from_secs(11).saturating_sub(started.elapsed()) + Duration::from_millis(1200));
     assert_eq!(busy.get("/").status, 303, "past its 11 s lifetime, although in use");
 }
+
+/// The browser test of signing in and out: chromium opens the console (reached as
+/// `localhost`, the provider as `127.0.0.1`: another site, as a real provider is), signs in
+/// with a password, signs out, then signs in through the real OpenID provider, whose
+/// cross-site redirect chain ends on our landing page and continues into the console with
+/// the SameSite=Strict session cookie. Screenshots: target/screenshots/console/.
+#[test]
+fn browser_signs_in_with_a_password_and_with_the_openid_provider() {
+    use crate::support::browser::Browser;
+    use crate::support::console::{browser_sign_in, screenshot};
+    use crate::support::oidc_provider::{OidcClient, OidcProvider, OidcProviderConfig};
+
+    let port = crate::support::ports::free_port();
+    let redirect = format!("http://localhost:{port}/oidc_auth");
+    let claims = serde_json::json!({"email": "alice@acme.test", "email_verified": true, "groups": ["dev"]});
+    let provider = OidcProvider::start(
+        &OidcProviderConfig::default()
+            .client(OidcClient::web("registry", "registry-secret", &[&redirect]))
+            .user("alice", claims),
+    );
+    let oidc = format!(
+        "oidc_auth:\n  issuer: \"{}\"\n  redirect_url: \"{redirect}\"\n  client_id: registry\n  client_secret: registry-secret\n  scopes: [openid, email, groups]\n  labels_claims: [groups]\n  http_timeout: 5s\n",
+        provider.issuer()
+    );
+    let server = ConsoleServer::start_at(
+        &format!("127.0.0.1:{port}"),
+        "  registry_url: https://registry.acme.test\n",
+        "",
+        &oidc,
+    );
+    let console = format!("http://localhost:{port}/console");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let browser = Browser::start("console").await;
+        browser.client.goto(&format!("{console}/")).await.unwrap();
+        browser.text("#signin-oidc").await;
+        screenshot(&browser, "signin").await;
+        browser_sign_in(&browser, &console, "test", "123").await;
+        assert!(browser.text("#docker-login").await.contains("docker login registry.acme.test -u test"));
+        screenshot(&browser, "home").await;
+        browser.click("#signout").await;
+        assert_eq!(browser.text("#notice").await, "You are signed out.");
+        screenshot(&browser, "signed-out").await;
+
+        browser.click("#signin-oidc").await;
+        browser.fill("input[name=login]", "alice").await;
+        browser.fill("input[name=password]", "any").await;
+        browser.click("button[type=submit]").await;
+        let shown = browser.text("#whoami").await;
+        assert_eq!(shown, "alice@acme.test", "{}", server.log());
+        assert!(browser.text("#via").await.contains("oidc"));
+        assert!(browser.text("#labels").await.contains("groups: dev"));
+        screenshot(&browser, "home-oidc").await;
+        browser.close().await;
+    });
+    assert!(server.log().contains("via=\"oidc\""), "{}", server.log());
+}

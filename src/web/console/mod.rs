@@ -25,6 +25,7 @@ pub mod access;
 pub mod csrf;
 pub mod errors;
 pub mod home;
+pub mod operators;
 pub mod page;
 mod registry_view;
 pub mod repositories;
@@ -61,6 +62,8 @@ pub struct Console {
     pub reader: Option<Arc<crate::registry_reader::RegistryReader>>,
     /// The static ACL's entries, to explain decisions in `registry-auth explain`'s words.
     pub acl_entries: Option<Vec<crate::authz::acl::AclEntrySpec>>,
+    /// Who is an operator, and what the Operators pages read (console-ops).
+    pub ops: operators::OpsState,
 }
 
 impl Console {
@@ -78,7 +81,24 @@ impl Console {
             registry_host: config.registry_host(),
         });
         let sessions = sessions::Sessions::new(store.clone(), hasher.clone(), config);
-        Console { site, config: config.clone(), sessions, identity, store, hasher, reader: None, acl_entries: None }
+        let ops = operators::OpsState::new(config);
+        Console {
+            site,
+            config: config.clone(),
+            sessions,
+            identity,
+            store,
+            hasher,
+            ops,
+            reader: None,
+            acl_entries: None,
+        }
+    }
+
+    /// The console with the loaded config the Operators pages explain and check.
+    pub fn with_ops(self, config: &crate::config::Config) -> Console {
+        self.ops.keep_config(config);
+        self
     }
 }
 
@@ -126,12 +146,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/console.css", web::get().to(static_files::stylesheet))
         .route("/signin", web::get().to(signin::form))
         .route("/signin", web::post().to(signin::submit))
+        .route("/signin/{provider}", web::get().to(signin::with_provider))
         .route("/signout", web::post().to(signin::sign_out))
         .route("/signout-everywhere", web::post().to(signin::sign_out_everywhere))
         .route("/access", web::get().to(access::page))
         .route("/access/try", web::post().to(access::try_scope))
         .route("/repositories", web::get().to(repositories::list))
         .route("/repositories/{reference:.+}", web::get().to(repositories::repository))
+        .configure(operators::routes)
         .default_service(web::to(errors::not_found));
 }
 

@@ -30,8 +30,8 @@ pub struct SignInPage {
     /// Shown above the form (`role=alert`), empty for none.
     pub error: String,
     pub notice: &'static str,
-    /// Web sign-in providers: (link, display name).
-    pub providers: Vec<(String, String)>,
+    /// Web sign-in providers: (id, link, display name).
+    pub providers: Vec<(String, String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -78,12 +78,15 @@ fn binding(req: &HttpRequest) -> Result<(String, bool), ConsoleError> {
     Ok((value, true))
 }
 
-fn providers(ctx: &ConsoleCtx) -> Vec<(String, String)> {
+fn providers(ctx: &ConsoleCtx) -> Vec<(String, String, String)> {
     let Some(web) = &ctx.app.web else { return Vec::new() };
     let prefix = &ctx.site().prefix;
     web.providers
         .iter()
-        .map(|p| (format!("{prefix}/signin/{}", p.provider.name()), p.provider.display_name().to_string()))
+        .map(|p| {
+            let name = p.provider.name();
+            (name.to_string(), format!("{prefix}/signin/{name}"), p.provider.display_name().to_string())
+        })
         .collect()
 }
 
@@ -246,5 +249,57 @@ pub async fn sign_out_everywhere(
 fn signed_out(req: &HttpRequest, site: &Site, which: &str) -> HttpResponse {
     let mut response = page::see_other(&format!("{}/signin?signed_out={which}", site.prefix));
     let _ = response.add_cookie(&session::cleared(site, req.app_config().secure()));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "console/landing.html")]
+struct LandingPage {
+    layout: Layout,
+    account: String,
+    provider: String,
+    next: String,
+}
+
+/// GET `/signin/<provider>`: a web sign-in that ends in a console session.
+pub async fn with_provider(
+    req: HttpRequest,
+    ctx: ConsoleCtx,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let site = ctx.site().clone();
+    let web = ctx.app.web.as_ref().ok_or_else(|| ConsoleError::not_found(Some(site.clone())))?;
+    let configured = web.provider(&name).ok_or_else(|| ConsoleError::not_found(Some(site.clone())))?;
+    let mut response = web.start_for_console(configured, &req).await;
+    page::secure_headers(&mut response);
+    Ok(response)
+}
+
+/// The answer of a provider's callback for a sign-in the console started: the session and
+/// its cookie, on a page of our own that continues to the console. The callback is the end
+/// of a cross-site redirect chain, and Chromium does not send a SameSite=Strict cookie on a
+/// redirect within such a chain; a navigation from this page is same-site, so it does.
+pub async fn landing(
+    console: &super::Console,
+    req: &HttpRequest,
+    provider: &str,
+    signed_in: &crate::authn::oidc::provider::SignedIn,
+) -> HttpResponse {
+    let site = console.site.clone();
+    let backend = crate::authn::oidc::web_login::backend_name(provider);
+    let created = console.sessions.create(&signed_in.account, signed_in.labels.clone(), backend, provider).await;
+    let cookie = match created {
+        Ok((cookie, _)) => cookie,
+        Err(e) => return actix_web::ResponseError::error_response(&ConsoleError::store(&site, &e)),
+    };
+    tracing::info!(event = "console_signin", account = %signed_in.account.escape_debug(), via = provider, backend, "console session started");
+    let page = LandingPage {
+        layout: Layout::anonymous(&site, ""),
+        account: signed_in.account.clone(),
+        provider: provider.to_string(),
+        next: format!("{}/", site.prefix),
+    };
+    let mut response = page::html(StatusCode::OK, page.render());
+    let _ = response.add_cookie(&session::cookie(&site, &cookie, req.app_config().secure()));
     response
 }

@@ -28,9 +28,15 @@ impl ConsoleServer {
 
     /// [`ConsoleServer::start`] with more top-level sections (`lockout:`, `oidc_auth:`...).
     pub fn start_with(console: &str, extra_users: &str, sections: &str) -> ConsoleServer {
+        let addr = format!("127.0.0.1:{}", crate::support::ports::free_port());
+        Self::start_at(&addr, console, extra_users, sections)
+    }
+
+    /// [`ConsoleServer::start_with`] on `addr` (known before: a provider's redirect URI).
+    pub fn start_at(addr: &str, console: &str, extra_users: &str, sections: &str) -> ConsoleServer {
         let keys = Keys::new(KeyKind::EcP256);
         let yaml = format!("{}console:\n{console}{sections}", config(&keys, &Engine::Embedded, extra_users));
-        let server = start_yaml(&yaml);
+        let server = start_yaml_at(addr, &yaml);
         ConsoleServer { keys, server }
     }
 
@@ -66,8 +72,12 @@ impl ConsoleServer {
 }
 
 fn start_yaml(yaml: &str) -> AuthServer {
+    start_yaml_at(&format!("127.0.0.1:{}", crate::support::ports::free_port()), yaml)
+}
+
+fn start_yaml_at(addr: &str, yaml: &str) -> AuthServer {
     let dir = crate::support::temp_dir("console-server");
-    let addr = format!("127.0.0.1:{}", crate::support::ports::free_port());
+    let addr = addr.to_string();
     let path = dir.path().join("auth_config.yml");
     let text = yaml.replace("@ADDR@", &addr).replace("@DIR@", &dir.path().display().to_string());
     std::fs::write(&path, text).unwrap();
