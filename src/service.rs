@@ -16,6 +16,7 @@ use crate::secret::Secret;
 use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
+pub mod access;
 mod audit_text;
 pub mod console_login;
 mod stored_credentials;
