@@ -21,6 +21,7 @@ use crate::identity::{Identity, SecretHasher};
 use crate::service::AuthService;
 use crate::store::SharedStore;
 
+pub mod credentials;
 pub mod csrf;
 pub mod errors;
 pub mod home;
@@ -122,6 +123,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/signin/{provider}", web::get().to(signin::with_provider))
         .route("/signout", web::post().to(signin::sign_out))
         .route("/signout-everywhere", web::post().to(signin::sign_out_everywhere))
+        .route("/credentials", web::get().to(credentials::page))
+        .route("/credentials/robots", web::post().to(credentials::create_robot))
+        .route("/credentials/robots/revoke", web::post().to(credentials::revoke_robot))
+        .route("/credentials/tokens/revoke", web::post().to(credentials::revoke_token))
         .default_service(web::to(errors::not_found));
 }
 
