@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per anonymous ES256 token (issue 16 item 2), counted by callgrind: unlike
+# Instructions per ES256 token (issue 16 item 2, issue 12 item 6), counted by callgrind: unlike
 # wall-clock or /proc CPU time, the count does not depend on what else the machine runs
 # (user space only: the kernel's share of read/write/epoll is not in it). The release
 # server runs under valgrind; a keep-alive client sends WARMUP requests, the counters are
@@ -7,7 +7,14 @@
 # cost of one token, everything included (HTTP parsing, authz, signing, the audit line,
 # the response write). Prints that figure and the top of the profile (inclusive costs).
 #
+# SCENARIO picks the request, as in bench/run.sh: `anon` (S4, the default), `user` (S5: a
+# bcrypt-5 user, served from the credential cache after the first login), `robot` (S10: a
+# robot's Basic login, embedded store), `refresh` (S8: the identity-token refresh grant,
+# embedded store), `refresh-redis` (S9: the same on a private redis-server; only our
+# process is counted, not redis-server).
+#
 #   bench/profile_token.sh                  # 2,000 tokens
+#   SCENARIO=robot bench/profile_token.sh
 #   REQUESTS=500 bench/profile_token.sh
 #   KEEP=1 bench/profile_token.sh           # keep the callgrind output (path printed)
 #   BIN=/tmp/old/registry-auth bench/profile_token.sh
@@ -16,6 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 REQUESTS=${REQUESTS:-2000}
 WARMUP=${WARMUP:-200}
+SCENARIO=${SCENARIO:-anon}
 command -v valgrind >/dev/null || scripts/install-deps.sh
 if [ -z "${BIN:-}" ]; then   # BIN=... profiles a given binary
   cargo build --release --quiet --bin registry-auth
@@ -24,16 +32,20 @@ fi
 
 work=$(mktemp -d)
 vg_pid=""
+redis_pid=""
 cleanup() {
   [ -n "$vg_pid" ] && kill "$vg_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ec.key" -out "$work/ec.pem" -days 30 -subj /CN=bench 2>/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 mkdir -p "$work/log"
-# The bench's S4 config: anonymous pull and push on one repository, 10 ACL entries.
+hash5=$("$BIN" hash-password --cost 5 --password benchpw)
+# The bench's S4/S5 config: anonymous pull and push on one repository, 10 ACL entries.
 cat > "$work/config.yml" <<EOF
 server:
   addr: "127.0.0.1:$port"
@@ -44,21 +56,38 @@ token:
   key: "$work/ec.key"
 users:
   "": {}
+  "user5":
+    password: "$hash5"
 acl:
 $(for i in $(seq 0 8); do printf '  - match: {account: "team%d-*", name: "team%d/*"}\n    actions: ["pull", "push"]\n' "$i" "$i"; done)
   - match: {type: "repository"}
     actions: ["pull", "push"]
 EOF
+case $SCENARIO in
+  anon | user) ;;
+  robot | refresh) printf 'store:\n  path: "%s/data"\n' "$work" >> "$work/config.yml" ;;
+  refresh-redis)
+    redis_port=$(free_port)
+    mkdir -p "$work/redis"
+    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" --save '' --appendonly no >"$work/log/redis.log" 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    printf 'store:\n  redis:\n    addr: "127.0.0.1:%s"\n' "$redis_port" >> "$work/config.yml"
+    ;;
+  *) echo "unknown SCENARIO $SCENARIO (anon, user, robot, refresh, refresh-redis)" >&2; exit 2 ;;
+esac
 
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$BIN" serve "$work/config.yml" \
   2>"$work/log/server.log" &
 vg_pid=$!
 
-# send N: N keep-alive token requests on one connection, each checked for a 200.
+# send N: N keep-alive token requests of the scenario on one connection, each checked for
+# a 200 (CREDENTIAL: the robot's `robot$NAME:SECRET`, or the refresh token).
+CREDENTIAL=""
 send() {
-  python3 - "$port" "$1" <<'EOF'
-import http.client, sys, time
-port, n = int(sys.argv[1]), int(sys.argv[2])
+  python3 - "$port" "$1" "$SCENARIO" "$CREDENTIAL" <<'EOF'
+import base64, http.client, sys, time
+port, n, scenario, credential = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 for _ in range(600):
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -67,14 +96,42 @@ for _ in range(600):
         break
     except OSError:
         time.sleep(0.1)
+else:
+    sys.exit("the server did not answer")
+if n == 0:
+    sys.exit(0)
+method, path, headers, body = "GET", "/auth?service=registry&scope=repository:bench/app:pull,push", {}, None
+basic = lambda text: {"Authorization": "Basic " + base64.b64encode(text.encode()).decode()}
+if scenario == "user":
+    headers = basic("user5:benchpw")
+elif scenario == "robot":
+    headers = basic(credential)
+elif scenario.startswith("refresh"):
+    method, path = "POST", "/auth"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = ("grant_type=refresh_token&refresh_token=" + credential
+            + "&client_id=bench&service=registry&scope=repository:bench/app:pull,push")
 for _ in range(n):
-    conn.request("GET", "/auth?service=registry&scope=repository:bench/app:pull,push")
+    conn.request(method, path, body=body, headers=headers)
     r = conn.getresponse()
     r.read()
     if r.status != 200:
         sys.exit(f"status {r.status}")
 EOF
 }
+
+case $SCENARIO in
+  robot)
+    send 0
+    secret=$("$BIN" robot create bench --scope 'repository:bench/*:pull,push' --config "$work/config.yml" | awk '/^secret:/ {print $2}')
+    CREDENTIAL="robot\$bench:$secret"
+    ;;
+  refresh*)
+    send 0
+    CREDENTIAL=$(curl -s -u user5:benchpw "http://127.0.0.1:$port/auth?service=registry&offline_token=true&client_id=bench" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
+    ;;
+esac
 
 send "$WARMUP"
 callgrind_control -z "$vg_pid" >/dev/null
@@ -86,8 +143,8 @@ kill "$vg_pid"; wait "$vg_pid" 2>/dev/null || true; vg_pid=""
 dump=$(ls -v "$work"/callgrind.out.* | tail -1)
 total=$(awk '/^summary:/ {print $2}' "$dump")
 tokens=$(grep -c 'token issued' "$work/log/server.log" || true)
-printf 'registry-auth %s, %s: %s instructions over %d tokens = %.0f instructions per anonymous ES256 token (%d tokens issued in all, warm-up included)\n' \
-  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$total" "$REQUESTS" \
+printf 'registry-auth %s, %s, SCENARIO=%s: %s instructions over %d tokens = %.0f instructions per ES256 token (%d tokens issued in all, warm-up included)\n' \
+  "$(git describe --always --dirty 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)" "$SCENARIO" "$total" "$REQUESTS" \
   "$(awk -v t="$total" -v n="$REQUESTS" 'BEGIN {print t / n}')" "$tokens"
 # Inclusive cost of the functions on a token's path (the call tree's top), then the same
 # list without the signature's internals: what is around the signature.

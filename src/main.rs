@@ -12,7 +12,14 @@ fn main() -> ExitCode {
     let normalized = cli::normalize(std::env::args().collect());
     let cli = Cli::parse_from(normalized.args);
     let level = cli.log_level.as_deref().unwrap_or(telemetry::level_for_verbosity(normalized.verbosity.unwrap_or(0)));
-    telemetry::init(level, cli.log_format);
+    // The server's lines go through a bounded queue and a thread of their own (a request
+    // waits for stderr only when the queue is full); the guard, dropped when `main`
+    // returns, writes what is still queued.
+    let writer = match cli.command {
+        Command::Serve { .. } => telemetry::LogWriter::Background,
+        _ => telemetry::LogWriter::Direct,
+    };
+    let _log_guard = telemetry::init(level, cli.log_format, writer);
     for note in &normalized.notes {
         tracing::warn!("{note}");
     }

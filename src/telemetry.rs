@@ -2,9 +2,19 @@
 //! `--log-level` or the glog-style `-v=N`.
 //! Nothing logs passwords, tokens or Authorization headers; requests are not dumped.
 //! Client-supplied text is escaped in the text format ([`text_fields`]).
-use std::io::IsTerminal as _;
+//!
+//! The server (`serve`) writes its lines through a non-blocking writer: a request thread
+//! formats its audit line and hands it to a bounded queue, and one thread of its own
+//! (`log-writer`) writes the queue to stderr, many lines per `write` under load. When the
+//! queue is full the request thread waits for room (backpressure, as a blocking stderr
+//! did before), it never drops a line: audit lines are the record of every grant and must
+//! not be lost to a burst. The returned [`LogGuard`] flushes the queue when the server
+//! stops (SIGTERM and SIGINT end in a graceful stop, then `main` returns and drops it).
+//! CLI commands write synchronously, so their lines stay in order with what they print.
+use std::io::{BufWriter, IsTerminal as _};
 
 use tracing_subscriber::filter::Directive;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 mod text_fields;
@@ -33,12 +43,53 @@ pub enum LogFormat {
     Json,
 }
 
+/// Lines the server's log queue holds (a few MB of audit lines): room for a burst while
+/// stderr is slow; past it, request threads wait.
+pub const LOG_QUEUE_LINES: usize = 8192;
+/// The log thread's buffer: what one `write` to stderr carries at most.
+const LOG_WRITE_BYTES: usize = 64 * 1024;
+
+/// How lines reach stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogWriter {
+    /// Written by the thread that logs, one `write` per line (CLI commands).
+    Direct,
+    /// Queued for the `log-writer` thread (the server).
+    Background,
+}
+
+/// Keeps the background log thread alive; dropping it writes every queued line first.
+#[must_use = "dropping the guard stops the log thread"]
+pub struct LogGuard {
+    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
 /// Installs the global subscriber once; `RUST_LOG` wins over `level`. The level applies
 /// to our own events only: libraries stay at `warn`, so no debug output of the HTTP or
 /// TLS stacks (which could show headers) appears at high verbosity.
-pub fn init(level: &str, format: LogFormat) {
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter(level)).with_writer(std::io::stderr).with_target(false);
+pub fn init(level: &str, format: LogFormat, writer: LogWriter) -> LogGuard {
+    match writer {
+        LogWriter::Direct => {
+            install(level, format, std::io::stderr);
+            LogGuard { _worker: None }
+        }
+        LogWriter::Background => {
+            let (queue, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .thread_name("log-writer")
+                .finish(BufWriter::with_capacity(LOG_WRITE_BYTES, std::io::stderr()));
+            install(level, format, queue);
+            LogGuard { _worker: Some(guard) }
+        }
+    }
+}
+
+fn install<W>(level: &str, format: LogFormat, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter(level)).with_writer(writer).with_target(false);
     let _ = match format {
         LogFormat::Text => {
             builder.fmt_fields(text_fields::EscapedFields).with_ansi(std::io::stderr().is_terminal()).try_init()

@@ -8,7 +8,13 @@
 //! `it-all` lists every token, `it-acct:<sha256(account)>` one account's (at most
 //! [`MAX_PER_ACCOUNT`]: each `docker login` makes a new one). Nothing is cached in the
 //! process: a revocation is seen by every replica on its next request.
-use std::sync::Arc;
+//!
+//! An exchange reads `it:` and `itu:` together ([`Store::get_many`](crate::store::Store::get_many):
+//! one Redis round trip, also on a cluster, where the two keys live in different slots) and
+//! writes the use at most once a minute per token, after the answer (the write is spawned,
+//! not awaited: a lost use only brings the idle timeout a minute closer).
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::audit;
 use super::issued_secret::{self, Kind, RngError};
-use super::records::{get_number, now_unix, secs, ttl_until, MAX_LISTED};
+use super::records::{now_unix, secs, ttl_until, MAX_LISTED};
 use super::secret_hasher::SecretHasher;
 use crate::metrics;
 use crate::request::Labels;
@@ -31,6 +37,9 @@ const TOUCH_INTERVAL_SECS: i64 = 60;
 pub const ID_LEN: usize = 16;
 /// Live tokens one account may have; issuing one more drops its oldest.
 pub const MAX_PER_ACCOUNT: usize = 100;
+/// Tokens whose last use this process remembers writing; beyond it the list is pruned
+/// (which can only allow one more write of a use, never skip one for longer than a minute).
+const MAX_TOUCHED: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityTokenConfig {
@@ -116,6 +125,16 @@ pub struct IdentityTokens {
     store: SharedStore,
     hasher: Arc<SecretHasher>,
     config: IdentityTokenConfig,
+    /// When this process last started writing each token's use (unix seconds), so that
+    /// concurrent exchanges of one token write it once, not once each.
+    touched: Mutex<HashMap<String, i64>>,
+}
+
+/// A token's records as read for an exchange or a listing.
+struct Found {
+    digest: String,
+    record: TokenRecord,
+    last_used: Option<i64>,
 }
 
 const ALL_INDEX: &str = "it-all";
@@ -137,7 +156,7 @@ fn account_index(account: &str) -> String {
 
 impl IdentityTokens {
     pub fn new(store: SharedStore, hasher: Arc<SecretHasher>, config: IdentityTokenConfig) -> IdentityTokens {
-        IdentityTokens { store, hasher, config }
+        IdentityTokens { store, hasher, config, touched: Mutex::new(HashMap::new()) }
     }
 
     /// Issues a token for an account that just proved its password; returns it and its id.
@@ -176,40 +195,77 @@ impl IdentityTokens {
         if !issued_secret::well_formed(Kind::IdentityToken, token) {
             return Ok(Err(Rejected::Malformed));
         }
-        let Some((digest, record)) = self.find(token).await? else { return Ok(Err(Rejected::Unknown)) };
+        let Some(Found { digest, record, last_used }) = self.find(token).await? else {
+            return Ok(Err(Rejected::Unknown));
+        };
         let now = now_unix();
         if record.expires <= now {
             return Ok(Err(Rejected::Expired));
         }
-        let Some(last_used) = get_number(&self.store, &used_key(&digest)).await? else {
+        let Some(last_used) = last_used else {
             // Idle beyond the timeout: the use record expired. Drop the token itself too.
             self.remove(&digest, &record.account).await?;
             removed(&digest, &record.account, "idle");
             return Ok(Err(Rejected::Idle));
         };
         if now - last_used >= TOUCH_INTERVAL_SECS {
-            self.write_use(&digest, now, record.expires).await?;
+            self.touch_later(&digest, now, record.expires);
         }
         Ok(Ok(Redeemed { id: digest.chars().take(ID_LEN).collect(), record }))
     }
 
-    /// The digest and record of `token`: under the keyed hash, or, for tokens issued
-    /// before it, under the plain SHA-256 of the secret (they keep working until they expire).
-    async fn find(&self, token: &str) -> Result<Option<(String, TokenRecord)>, StoreError> {
+    /// The records of `token`: under the keyed hash, or, for tokens issued before it,
+    /// under the plain SHA-256 of the secret (they keep working until they expire).
+    async fn find(&self, token: &str) -> Result<Option<Found>, StoreError> {
         let keyed = self.hasher.digest(Kind::IdentityToken, token).await?;
-        let legacy = issued_secret::legacy_digest(Kind::IdentityToken, token);
-        for digest in [keyed, legacy] {
-            if let Some(record) = self.store.get_json::<TokenRecord>(&record_key(&digest)).await? {
-                return Ok(Some((digest, record)));
-            }
+        if let Some(found) = self.read(keyed).await? {
+            return Ok(Some(found));
         }
-        Ok(None)
+        self.read(issued_secret::legacy_digest(Kind::IdentityToken, token)).await
+    }
+
+    /// A token's record and last use, in one store read.
+    async fn read(&self, digest: String) -> Result<Option<Found>, StoreError> {
+        let (record_key, used_key) = (record_key(&digest), used_key(&digest));
+        let mut values = self.store.get_many(&[&record_key, &used_key]).await?.into_iter();
+        let (Some(record), used) = (values.next().flatten(), values.next().flatten()) else { return Ok(None) };
+        let record = serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt {
+            store: self.store.describe().to_string(),
+            key: record_key,
+            reason: e.to_string(),
+        })?;
+        let last_used = used.and_then(|b| std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()));
+        Ok(Some(Found { digest, record, last_used }))
     }
 
     async fn write_use(&self, digest: &str, now: i64, expires: i64) -> Result<(), StoreError> {
-        let until = now.saturating_add(secs(self.config.idle_timeout)).min(expires);
-        let Some(ttl) = ttl_until(until, now) else { return Ok(()) };
-        self.store.put(&used_key(digest), now.to_string().as_bytes(), Some(ttl)).await
+        write_use(&self.store, self.config.idle_timeout, digest, now, expires).await
+    }
+
+    /// Records a use without making the exchange wait for it, once per
+    /// [`TOUCH_INTERVAL_SECS`] per token in this process. A write that fails is logged; the
+    /// next exchange a minute later tries again (the idle timeout is days).
+    fn touch_later(&self, digest: &str, now: i64, expires: i64) {
+        {
+            let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+            if touched.get(digest).is_some_and(|at| now - at < TOUCH_INTERVAL_SECS) {
+                return;
+            }
+            if touched.len() >= MAX_TOUCHED {
+                touched.retain(|_, at| now - *at < TOUCH_INTERVAL_SECS);
+                if touched.len() >= MAX_TOUCHED {
+                    touched.clear();
+                }
+            }
+            touched.insert(digest.to_string(), now);
+        }
+        let (store, idle_timeout, digest) = (self.store.clone(), self.config.idle_timeout, digest.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = write_use(&store, idle_timeout, &digest, now, expires).await {
+                let id: String = digest.chars().take(ID_LEN).collect();
+                tracing::warn!(id = %id, error = %e, "could not record an identity token's use");
+            }
+        });
     }
 
     /// Drops the oldest tokens of `account` beyond [`MAX_PER_ACCOUNT`] - 1.
@@ -240,11 +296,10 @@ impl IdentityTokens {
         let mut out = Vec::new();
         for digest in self.store.index_members(&index, MAX_LISTED).await? {
             // Members of tokens that went idle or were revoked half-way stay until their ttl.
-            let Some(record) = self.store.get_json::<TokenRecord>(&record_key(&digest)).await? else { continue };
+            let Some(Found { digest, record, last_used }) = self.read(digest).await? else { continue };
             if account.is_some_and(|a| a != record.account) {
                 continue;
             }
-            let last_used = get_number(&self.store, &used_key(&digest)).await?;
             let info = TokenInfo { id: digest.chars().take(ID_LEN).collect(), record, last_used };
             out.push(Listed { digest, info });
         }
@@ -263,6 +318,19 @@ impl IdentityTokens {
         }
         Ok(victims.into_iter().map(|t| t.info).collect())
     }
+}
+
+/// Writes the use record of a token: `now`, until the idle timeout (never past the token's expiry).
+async fn write_use(
+    store: &SharedStore,
+    idle_timeout: Duration,
+    digest: &str,
+    now: i64,
+    expires: i64,
+) -> Result<(), StoreError> {
+    let until = now.saturating_add(secs(idle_timeout)).min(expires);
+    let Some(ttl) = ttl_until(until, now) else { return Ok(()) };
+    store.put(&used_key(digest), now.to_string().as_bytes(), Some(ttl)).await
 }
 
 /// A token the server itself removed (`idle`, or `over_limit`: the account's oldest
@@ -345,6 +413,28 @@ mod tests {
         assert!(store.delete(&used_key(&digest)).await.unwrap());
         assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Idle));
         assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Unknown));
+    }
+
+    #[tokio::test]
+    async fn a_use_is_written_after_the_answer_and_at_most_once_a_minute() {
+        let (store, t) = tokens();
+        let (token, _) = t.issue("alice", "static", None, "").await.unwrap();
+        let key = used_key(&t.hasher.digest(Kind::IdentityToken, &token).await.unwrap());
+        let old = (now_unix() - 2 * TOUCH_INTERVAL_SECS).to_string();
+        let used = || async { String::from_utf8(store.get(&key).await.unwrap().unwrap()).unwrap() };
+        store.put(&key, old.as_bytes(), None).await.unwrap();
+        t.redeem(&token).await.unwrap().unwrap();
+        for _ in 0..1000 {
+            if used().await != old {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_ne!(used().await, old, "the use was recorded");
+        store.put(&key, old.as_bytes(), None).await.unwrap();
+        t.redeem(&token).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(used().await, old, "not written again within the minute by this process");
     }
 
     #[tokio::test]

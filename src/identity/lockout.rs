@@ -140,7 +140,8 @@ impl Lockout {
     fn keys(&self, attempt: &Attempt<'_>) -> (Option<String>, String) {
         let ip = attempt.ip.map(|ip| format!("lock:ip:{}", address_group(ip)));
         let digest = Sha256::digest(attempt.account.as_bytes());
-        let account = format!("lock:a:{}", hex(&digest));
+        // Every login with an account builds this key: one hex pass, not a `format!` per byte.
+        let account = format!("lock:a:{}", super::issued_secret::hex(&digest));
         (ip, account)
     }
 }
@@ -157,10 +158,6 @@ pub fn address_group(ip: IpAddr) -> String {
             }
         },
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn audit_lockout(attempt: &Attempt<'_>, scope: Scope, limit: u64, window: Duration) {

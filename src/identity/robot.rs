@@ -120,7 +120,7 @@ pub struct RobotLogin {
     pub labels: Labels,
     /// The account whose ACL answer this robot gets (narrowed by its scopes).
     pub owner: Option<RobotOwner>,
-    scopes: Vec<RobotScope>,
+    scopes: Arc<[RobotScope]>,
 }
 
 impl RobotLogin {
@@ -128,7 +128,7 @@ impl RobotLogin {
     /// also allow.
     pub fn narrow(&self, scope: &Scope, granted: &[String]) -> Vec<String> {
         let mut allowed: Vec<&str> = Vec::new();
-        for own in &self.scopes {
+        for own in self.scopes.iter() {
             let name_matches = glob_match(&own.name_glob, &scope.name).unwrap_or(false);
             if own.resource_type == scope.resource_type && name_matches {
                 allowed.extend(own.actions.iter().map(String::as_str));
@@ -203,11 +203,27 @@ fn ttl_of(record: &RobotRecord) -> Option<Duration> {
     record.expires.map(|e| ttl_until(e, now_unix()).unwrap_or(Duration::from_secs(1)))
 }
 
+/// A robot record as read from the store, decoded once per distinct stored value.
+struct Decoded {
+    /// The stored bytes it was decoded from.
+    raw: Vec<u8>,
+    record: RobotRecord,
+    scopes: Arc<[RobotScope]>,
+}
+
+/// Most decoded records kept (a store lists at most this many robots).
+const MAX_DECODED: usize = crate::store::MAX_LIST;
+
 pub struct Robots {
     store: SharedStore,
     hasher: Arc<SecretHasher>,
     /// When this process last wrote each robot's use (bounded by the number of robots).
     touched: Mutex<HashMap<String, Instant>>,
+    /// The last decoded value of each robot's record. Every login still reads the record
+    /// from the store (a revocation or rotation is seen at once, by every replica); this
+    /// only spares decoding the JSON and parsing the scopes again when the stored bytes
+    /// are the same as last time.
+    decoded: Mutex<HashMap<String, Arc<Decoded>>>,
     /// Compared against when the robot does not exist, so both cases cost the same.
     decoy_digest: String,
 }
@@ -215,7 +231,7 @@ pub struct Robots {
 impl Robots {
     pub fn new(store: SharedStore, hasher: Arc<SecretHasher>) -> Robots {
         let decoy_digest = issued_secret::legacy_digest(Kind::Robot, &format!("decoy-{}", rand::random::<u128>()));
-        Robots { store, hasher, touched: Mutex::new(HashMap::new()), decoy_digest }
+        Robots { store, hasher, touched: Mutex::new(HashMap::new()), decoded: Mutex::new(HashMap::new()), decoy_digest }
     }
 
     /// Creates a robot; returns its record and the secret, which is shown once and never stored.
@@ -313,24 +329,54 @@ impl Robots {
     /// Checks a robot login; `None` for an unknown, expired or revoked robot or a wrong
     /// secret, alike (the caller answers 401 as for a wrong password).
     pub async fn login(&self, name: &str, secret: &str) -> Result<Option<RobotLogin>, StoreError> {
-        let record = self.get(name).await?;
-        let presented = match &record {
+        let raw = match valid_name(name) {
+            true => self.store.get(&record_key(name)).await?,
+            false => None,
+        };
+        let decoded = match raw {
+            Some(raw) => Some(self.decode(name, raw)?),
+            None => None,
+        };
+        let record = decoded.as_ref().map(|d| &d.record);
+        let presented = match record {
             Some(r) if r.hash.is_empty() => issued_secret::legacy_digest(Kind::Robot, secret),
             _ => self.hasher.digest(Kind::Robot, secret).await?,
         };
-        let stored = record.as_ref().map_or(self.decoy_digest.as_str(), |r| r.secret_digest.as_str());
+        let stored = record.map_or(self.decoy_digest.as_str(), |r| r.secret_digest.as_str());
         let matches = issued_secret::digests_equal(&presented, stored);
-        let Some(record) = record.filter(|r| matches && r.expires.is_none_or(|e| e > now_unix())) else {
+        let Some(decoded) = decoded.filter(|d| matches && d.record.expires.is_none_or(|e| e > now_unix())) else {
             return Ok(None);
         };
-        let scopes = record.scopes.iter().filter_map(|s| parse_scope(s).ok()).collect();
-        self.touch(&record).await?;
+        let (record, scopes) = (&decoded.record, decoded.scopes.clone());
+        self.touch(record).await?;
         let labels = Labels::from([
             ("kind".to_string(), vec!["robot".to_string()]),
             ("robot".to_string(), vec![record.name.clone()]),
         ]);
         let account = format!("{ACCOUNT_PREFIX}{}", record.name);
         Ok(Some(RobotLogin { account, labels, owner: record.owner.clone(), scopes }))
+    }
+
+    /// The record and scopes of `raw`, the stored value of robot `name`: decoded again
+    /// only when it differs from the value decoded last time.
+    fn decode(&self, name: &str, raw: Vec<u8>) -> Result<Arc<Decoded>, StoreError> {
+        let lock = || self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = lock().get(name).filter(|d| d.raw == raw) {
+            return Ok(known.clone());
+        }
+        let record: RobotRecord = serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+            store: self.store.describe().to_string(),
+            key: record_key(name),
+            reason: e.to_string(),
+        })?;
+        let scopes = record.scopes.iter().filter_map(|s| parse_scope(s).ok()).collect();
+        let decoded = Arc::new(Decoded { raw, record, scopes });
+        let mut known = lock();
+        if known.len() >= MAX_DECODED && !known.contains_key(name) {
+            known.clear();
+        }
+        known.insert(name.to_string(), decoded.clone());
+        Ok(decoded)
     }
 
     async fn touch(&self, record: &RobotRecord) -> Result<(), StoreError> {
@@ -376,7 +422,8 @@ mod tests {
             scopes: vec![
                 parse_scope("repository:team/*:pull,push").unwrap(),
                 parse_scope("repository:lib:pull").unwrap(),
-            ],
+            ]
+            .into(),
         };
         let scope = |name: &str| Scope {
             resource_type: "repository".into(),

@@ -208,6 +208,22 @@ impl Store for EmbeddedStore {
         read().map_err(|e| unavailable(&self.describe, e.to_string()))
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        for key in keys {
+            check_key(&self.describe, key)?;
+        }
+        let read = || -> Result<Vec<Option<Vec<u8>>>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(RECORDS)?;
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(table.get(*key)?.and_then(|v| live_value(v.value()).map(<[u8]>::to_vec)));
+            }
+            Ok(values)
+        };
+        read().map_err(|e| unavailable(&self.describe, e.to_string()))
+    }
+
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         self.write_record(key, value, ttl, |_, _| true, Vec::new()).await.map(|_| ())
     }

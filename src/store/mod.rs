@@ -76,7 +76,8 @@ pub enum StoreError {
 /// - A `ttl` of `None` means the record lives until deleted; `Some(d)` that it is gone
 ///   (reads return `None`) once `d` has passed. Engines remove expired records by themselves.
 /// - Every method is atomic on its key; nothing spans keys (Redis Cluster puts keys in
-///   different slots). Write record and index entry as two calls, record first.
+///   different slots; `get_many` reads several but promises no snapshot). Write record
+///   and index entry as two calls, record first.
 /// - Safe to call concurrently from any runtime; no method blocks an async worker for
 ///   longer than an in-memory lookup.
 #[async_trait]
@@ -92,6 +93,17 @@ pub trait Store: Send + Sync {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Several records at once, in the order of `keys` (`None` for each absent one): one
+    /// round trip on Redis (MGET; the cluster client splits it by slot and sends the parts
+    /// at once), one read transaction on the embedded engine. Not atomic across keys on a
+    /// cluster; callers must not need it to be.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
     /// Creates or replaces the record.
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
     /// Creates the record only if no live record has the key; `Ok(false)` if one has.

@@ -2,7 +2,8 @@
 //! Redis Cluster (the cluster client, which follows slot moves), over TCP or rustls.
 //!
 //! Every operation is one command or one Lua script on one key, so each is atomic and
-//! works in a cluster (a script's keys must share a slot; ours have one key). Counters are
+//! works in a cluster (a script's keys must share a slot; ours have one key); the one
+//! multi-key read, `get_many`, is an MGET, which the cluster client splits by slot. Counters are
 //! INCR + PEXPIRE in one script; indexes are sorted sets scored by expiry (ms since the
 //! epoch, `+inf` for none), pruned as they are written. Every key gets `key_prefix`.
 //! Each command is limited by `timeout`; a server that is down fails fast and the next
@@ -219,6 +220,21 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.key(key)?);
         self.query(cmd).await
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key)?);
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(cmd).await?;
+        if values.len() != keys.len() {
+            return Err(self.fail(format!("MGET of {} keys answered {} values", keys.len(), values.len())));
+        }
+        Ok(values)
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {

@@ -54,6 +54,35 @@ fn docker_auth_invocation_serves_and_sigterm_drains_with_exit_0() {
     assert!(log.contains("Running without TLS"), "{log}");
 }
 
+/// The server's log goes through a queue and a thread of its own: lines still queued when
+/// SIGTERM arrives are written before it exits. 8 clients get 2,000 tokens as fast as they
+/// can, the signal follows the last answer at once, and every audit line is there.
+#[test]
+fn sigterm_writes_every_queued_audit_line() {
+    const CLIENTS: usize = 8;
+    const EACH: usize = 250;
+    let keys = Keys::new(KeyKind::EcP256);
+    let mut server = AuthServer::start(&with_keys(&small_config(), &keys), false, &["serve"]);
+    let url = format!("http://{}/auth?service=reg&scope=repository:a/b:pull", server.addr);
+    std::thread::scope(|s| {
+        for _ in 0..CLIENTS {
+            let url = url.as_str();
+            s.spawn(move || {
+                let agent = ureq::agent();
+                for _ in 0..EACH {
+                    assert_eq!(agent.get(url).call().map(|r| r.status()).map_err(|e| e.to_string()), Ok(200));
+                }
+            });
+        }
+    });
+    signal(server.process.id(), "-TERM");
+    let status = wait_exit(&mut server);
+    assert_eq!(status.code(), Some(0), "{}", server.process.log());
+    let log = server.process.stderr();
+    assert_eq!(log.matches("token issued").count(), CLIENTS * EACH, "every audit line written before the exit");
+    assert!(log.contains("Server stopped"), "{log}");
+}
+
 #[test]
 fn tls_min_version_13_refuses_tls12_clients() {
     let keys = Keys::new(KeyKind::EcP256);

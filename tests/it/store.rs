@@ -70,6 +70,19 @@ async fn contract(store: SharedStore) {
     store.put("rec:bin", &binary, None).await.unwrap();
     assert_eq!(store.get("rec:bin").await.unwrap(), Some(binary), "{name}: any bytes round-trip");
 
+    // Several records in one read (Redis: one MGET, split by slot on a cluster), in order.
+    let keys: Vec<String> = (0..12).map(|i| format!("many:{i}")).collect();
+    for key in keys.iter().step_by(2) {
+        store.put(key, key.as_bytes(), None).await.unwrap();
+    }
+    let wanted: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let expected: Vec<Option<Vec<u8>>> =
+        keys.iter().enumerate().map(|(i, k)| (i % 2 == 0).then(|| k.as_bytes().to_vec())).collect();
+    assert_eq!(store.get_many(&wanted).await.unwrap(), expected, "{name}: get_many keeps the order of the keys");
+    assert_eq!(store.get_many(&["rec:a", "rec:none"]).await.unwrap(), [Some(b"new".to_vec()), None]);
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+    assert!(matches!(store.get_many(&["rec:a", ""]).await, Err(StoreError::Invalid { .. })), "{name}");
+
     // JSON helpers.
     let record = serde_json::json!({"v": 1, "name": "ci", "scopes": ["repository:team/*:pull"]});
     assert!(store.put_json_if_absent("rec:json", &record, None).await.unwrap());

@@ -16,6 +16,15 @@ use super::temp_dir;
 /// which a non-root `$PATH` often lacks.
 const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
+/// How long stderr must stay the same size before [`ChildGuard::stderr`] reads it, and
+/// the longest it waits for that.
+const SETTLE: Duration = Duration::from_millis(40);
+const SETTLE_MAX: Duration = Duration::from_secs(3);
+
+fn file_size(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
+
 /// How much of a log a panicking test prints, so failures stay readable.
 const LOG_TAIL_ON_PANIC: usize = 8 * 1024;
 
@@ -81,9 +90,20 @@ impl ChildGuard {
         read_lossy(&self.stdout_path)
     }
 
-    /// Everything the child wrote to stderr so far.
+    /// Everything the child wrote to stderr so far, once it has stopped growing for a
+    /// moment: registry-auth writes its log from a thread of its own, just after the
+    /// answer that a line is about (its non-blocking log writer).
     pub fn stderr(&self) -> String {
-        read_lossy(&self.stderr_path)
+        let deadline = std::time::Instant::now() + SETTLE_MAX;
+        let mut size = file_size(&self.stderr_path);
+        loop {
+            std::thread::sleep(SETTLE);
+            let now = file_size(&self.stderr_path);
+            if now == size || std::time::Instant::now() > deadline {
+                return read_lossy(&self.stderr_path);
+            }
+            size = now;
+        }
     }
 
     /// Both streams, labelled, for assertion messages.
