@@ -366,3 +366,27 @@ fn browser_creates_a_ci_credential_skopeo_pushes_then_it_is_revoked() {
     });
     assert!(skopeo.inspect_raw(&target, creds).is_err(), "revoked in the page: refused");
 }
+
+/// On a TLS listener the console's cookies are Secure.
+#[test]
+fn cookies_are_secure_on_tls() {
+    let keys = crate::common::Keys::new(crate::common::KeyKind::EcP256);
+    let yaml = crate::stored_creds::config(&keys, &crate::stored_creds::Engine::Embedded, "").replacen(
+        "  addr: \"@ADDR@\"\n",
+        &format!("  addr: \"@ADDR@\"\n  certificate: \"{}\"\n  key: \"{}\"\n", keys.cert.display(), keys.key.display()),
+        1,
+    );
+    let server = crate::stored_creds::start_server(&format!("{yaml}console:\n"), true);
+    let client = crate::auth_server::AuthServer::client(&keys.cert);
+    let answer = client.get(&format!("https://{}/console/signin", server.addr)).call().unwrap();
+    assert_eq!(answer.status(), 200);
+    let cookie = answer
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("registry_auth_console_signin="))
+        .unwrap()
+        .to_string();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+}
