@@ -107,14 +107,17 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         .then(|| Arc::new(Identity::new(store.clone(), hasher.clone(), config.identity_tokens.clone())));
     // Sessions need the persistent store (config::console::check_store warns otherwise).
     let console = match (&config.console, &identity) {
-        (Some(section), Some(identity)) => Some(Arc::new(Console::new(
-            section,
-            &config.server.path_prefix,
-            &config.token.issuer,
-            store.clone(),
-            identity.clone(),
-            hasher.clone(),
-        ))),
+        (Some(section), Some(identity)) => Some(Arc::new(
+            Console::new(
+                section,
+                &config.server.path_prefix,
+                &config.token.issuer,
+                store.clone(),
+                identity.clone(),
+                hasher.clone(),
+            )
+            .with_ops(config),
+        )),
         _ => None,
     };
     let web = (!web_providers.is_empty()).then(|| {
@@ -141,6 +144,9 @@ pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diag
         web,
         console,
     };
+    if let Some(console) = &state.console {
+        console.ops.keep_build_warnings(&diags.warnings);
+    }
     Ok(Built { state, tls, acme, warnings: diags.warnings })
 }
 

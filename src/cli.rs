@@ -50,6 +50,9 @@ pub enum Command {
     /// Create, list, revoke or rotate robot (CI) credentials (needs a store).
     #[command(subcommand)]
     Robot(RobotCommand),
+    /// List the accounts and client addresses locked out now, or unlock one (needs a store).
+    #[command(subcommand)]
+    Lockout(LockoutCommand),
     /// Print the JWKS for registry 3.x's auth.token.jwks: the signing and verification
     /// certificates' keys under the kid our tokens carry.
     Jwks { config: PathBuf },
@@ -119,6 +122,26 @@ pub enum RobotCommand {
     /// Give a robot a new secret (printed once); the old one stops working at once.
     Rotate {
         name: String,
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockoutCommand {
+    /// Every current lockout: account or address, failed logins, time until it ends.
+    List {
+        #[command(flatten)]
+        store: StoreConfigArg,
+    },
+    /// Clear an account's or an address's failure count; its next login is checked again.
+    Unlock {
+        /// The account name, as clients send it.
+        #[arg(long, required_unless_present = "ip", conflicts_with = "ip")]
+        account: Option<String>,
+        /// A client address (IPv6 addresses unlock their /64, as they are counted).
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
         #[command(flatten)]
         store: StoreConfigArg,
     },
@@ -221,6 +244,7 @@ const SUBCOMMANDS: &[&str] = &[
     "bundle",
     "identity-tokens",
     "robot",
+    "lockout",
     "help",
 ];
 /// glog flags that take a value.

@@ -21,6 +21,7 @@ pub mod lint;
 pub mod metrics;
 pub mod mongo;
 pub mod ops;
+pub mod recent_events;
 pub mod reload;
 pub mod request;
 pub mod scope;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use registry_auth::cli::{self, Cli, Command};
-use registry_auth::{app, certgen, config, expiry_watch, http, ops, reload, server, store, telemetry};
+use registry_auth::{app, certgen, config, expiry_watch, http, ops, recent_events, reload, server, store, telemetry};
 
 fn main() -> ExitCode {
     registry_auth::tls::install_process_provider();
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => ops::explain::run(&args),
         Command::IdentityTokens(command) => ops::identity_tokens::run(&command),
         Command::Robot(command) => ops::robot::run(&command),
+        Command::Lockout(command) => ops::lockout::run(&command),
         Command::Jwks { config } => ops::publish::run(&config, ops::publish::Format::Jwks),
         Command::Bundle { config } => ops::publish::run(&config, ops::publish::Format::Bundle),
     }
@@ -89,6 +90,7 @@ fn serve(path: &Path) -> ExitCode {
     let watched = handle.clone().into_inner();
     let result = actix_web::rt::System::new().block_on(async move {
         expiry_watch::spawn(watched, expiry_watch::PERIOD);
+        recent_events::recorder::start(store.clone());
         if let Err(e) = reload::spawn_sighup(reloader) {
             tracing::warn!("cannot handle SIGHUP ({e}); config changes need a restart");
         }

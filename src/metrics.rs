@@ -55,6 +55,9 @@ struct Inner {
     identity_tokens_refused: BTreeMap<&'static str, u64>,
     identity_tokens_revoked: BTreeMap<&'static str, u64>,
     robot_logins: BTreeMap<&'static str, u64>,
+    /// Audit events for the store's recent-events list: `stored`, `dropped_queue_full`,
+    /// `dropped_store_error`.
+    recent_events: BTreeMap<&'static str, u64>,
 }
 
 /// The metrics registry. Cheap to update: one short mutex section per observation, no allocation.
@@ -112,6 +115,12 @@ impl Metrics {
     /// `miss` (bcrypt ran). Refused logins are not counted.
     pub fn credential_cache(&self, result: &'static str) {
         self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
+    }
+
+    /// `n` audit events kept in (`stored`) or lost for (`dropped_queue_full`,
+    /// `dropped_store_error`) the store's recent-events list.
+    pub fn recent_events(&self, result: &'static str, n: u64) {
+        self.with(|m| *m.recent_events.entry(result).or_default() += n);
     }
 
     /// A login refused by brute-force protection; `scope` is `ip` or `account`.
@@ -215,6 +224,17 @@ impl Metrics {
                 &labelled(&cache, |result| vec![result.to_string()]),
             );
             render_lockout(&mut out, m);
+            let mut recent = m.recent_events.clone();
+            for result in ["stored", "dropped_queue_full", "dropped_store_error"] {
+                recent.entry(result).or_default();
+            }
+            counter(
+                &mut out,
+                "registry_auth_recent_events_total",
+                "Audit events for the console's recent-events list: stored, or dropped because the queue was full or the store failed (the log line is written either way).",
+                &["result"],
+                &labelled(&recent, |result| vec![result.to_string()]),
+            );
             render_stored_credentials(&mut out, m);
             counter(
                 &mut out,

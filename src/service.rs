@@ -10,6 +10,7 @@ use crate::authz::{self, AuthzChain, ScopeDecision};
 use crate::identity::lockout::{Attempt, Lockout};
 use crate::identity::Identity;
 use crate::metrics;
+use crate::recent_events::{recorder, RecentEvent};
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
 use crate::store::{SharedStore, StoreError};
@@ -268,6 +269,20 @@ pub(crate) fn audit_denied(req: &AuthRequest, reason: &'static str, backend: &st
         backend,
         "{message}"
     );
+    recorder::record(|| RecentEvent {
+        reason: reason.to_string(),
+        account: req.account.clone(),
+        ip: IpText(req.ip).to_string(),
+        service: req.service.clone(),
+        requested: ScopesText(&req.scopes).to_string(),
+        repositories: scope_repositories(&req.scopes),
+        detail: backend.to_string(),
+        ..RecentEvent::new(AUDIT_EVENT, "denied")
+    });
+}
+
+fn scope_repositories(scopes: &[Scope]) -> Vec<String> {
+    crate::recent_events::repositories(scopes.iter().map(|s| (s.resource_type.as_str(), s.name.as_str())))
 }
 
 /// One log line per decision: who, from where, what was asked, what was granted and why.
@@ -284,4 +299,15 @@ fn log_decision(req: &AuthRequest, caller: &Caller, access: &[AccessEntry], deci
         rules = %RulesText(decisions),
         "token issued"
     );
+    recorder::record(|| RecentEvent {
+        account: caller.account.clone(),
+        credential: caller.credential.to_string(),
+        ip: IpText(req.ip).to_string(),
+        service: req.service.clone(),
+        requested: ScopesText(&req.scopes).to_string(),
+        granted: GrantedText(access).to_string(),
+        rules: RulesText(decisions).to_string(),
+        repositories: scope_repositories(&req.scopes),
+        ..RecentEvent::new(AUDIT_EVENT, "issued")
+    });
 }

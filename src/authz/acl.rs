@@ -22,7 +22,7 @@ use super::{Authorizer, AuthzError, AuthzOutcome, MatchedRule};
 use crate::request::AuthzRequest;
 
 /// The `match` block of one entry. Absent fields match anything.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MatchSpec {
     pub account: Option<String>,
     /// YAML key `type`.

@@ -12,6 +12,7 @@ pub mod acl_json;
 pub mod casbin;
 pub mod ext;
 pub mod mongo_acl;
+pub mod operators;
 pub mod pattern;
 pub mod refreshed_acl;
 #[cfg(test)]

@@ -70,7 +70,7 @@ fn read_entry(
     Some(AclEntrySpec { matcher: matcher?, actions: actions?, comment })
 }
 
-fn read_match(
+pub(super) fn read_match(
     node: &Node,
     path: &str,
     lines: &mut BTreeMap<String, usize>,

@@ -44,6 +44,8 @@ pub struct ConsoleConfig {
     pub session_lifetime: Duration,
     /// Line of `operators:` when present; the key is read by the Operators pages.
     pub operators_line: Option<usize>,
+    /// `operators:`, checked ([`super::console_operators`]); compiled by the console.
+    pub operators: Vec<crate::authz::acl::MatchSpec>,
 }
 
 impl ConsoleConfig {
@@ -103,6 +105,7 @@ pub fn read(root: &mut Section<'_>, diags: &mut Diagnostics) -> Option<ConsoleCo
             .hint("use at least 5m (the default is 30m)");
     }
     config.operators_line = s.node("operators").map(|n| n.line);
+    config.operators = super::console_operators::read(s.node("operators"), diags);
     s.warn_unknown(KNOWN, diags);
     Some(config)
 }
@@ -129,6 +132,7 @@ fn defaults(line: usize) -> ConsoleConfig {
         session_idle_timeout: DEFAULT_IDLE_TIMEOUT,
         session_lifetime: DEFAULT_LIFETIME,
         operators_line: None,
+        operators: Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod casbin;
 pub mod ci_token;
 pub mod console;
+pub mod console_operators;
 pub mod diag;
 pub mod ext;
 pub mod forge;

@@ -31,8 +31,24 @@ pub struct Event<'a> {
     pub detail: &'a str,
 }
 
-/// Writes `event` as one `info` line.
+/// Writes `event` as one `info` line and queues it for the store's recent events.
 pub fn log(event: &Event<'_>, message: &str) {
+    log_line(event, message);
+    crate::recent_events::recorder::record(|| event.recent());
+}
+
+/// For operator actions (CLI, console), off the request path: writes the line and keeps
+/// the event in the store's recent events before returning, so the action shows at once
+/// (a store failure is logged; the action itself is done).
+pub async fn log_and_keep(event: &Event<'_>, message: &str, store: &crate::store::SharedStore) {
+    log_line(event, message);
+    if let Err(e) = crate::recent_events::append(store, &[event.recent().bounded()]).await {
+        crate::metrics::global().recent_events("dropped_store_error", 1);
+        tracing::warn!(store = %store.describe(), "recent audit event not kept (the log has it): {e}");
+    }
+}
+
+fn log_line(event: &Event<'_>, message: &str) {
     tracing::info!(
         event = event.event,
         outcome = event.outcome,
@@ -45,6 +61,22 @@ pub fn log(event: &Event<'_>, message: &str) {
         detail = %event.detail,
         "{message}"
     );
+}
+
+impl Event<'_> {
+    /// The event as kept in the store's recent-events list.
+    pub fn recent(&self) -> crate::recent_events::RecentEvent {
+        crate::recent_events::RecentEvent {
+            account: self.account.to_string(),
+            ip: self.ip.to_string(),
+            service: self.service.to_string(),
+            credential: self.credential.to_string(),
+            id: self.id.to_string(),
+            operator: self.operator.to_string(),
+            detail: self.detail.to_string(),
+            ..crate::recent_events::RecentEvent::new(self.event, self.outcome)
+        }
+    }
 }
 
 /// When each credential's use was last audited, in this process.

@@ -105,14 +105,37 @@ impl Lockout {
             }
         };
         let (ip_count, account_count) = tokio::join!(by_ip, self.increment(&account));
-        for (count, limit, scope) in [
-            (ip_count, self.config.max_failures_per_ip, Scope::Ip),
-            (account_count, self.config.max_failures_per_account, Scope::Account),
-        ] {
-            if count.is_some_and(|c| c.count == limit) {
-                audit_lockout(attempt, scope, limit, self.config.window);
+        let subjects = [
+            (ip_count, self.config.max_failures_per_ip, attempt.ip.map(|ip| Subject::Address(address_group(ip)))),
+            (account_count, self.config.max_failures_per_account, Some(Subject::Account(attempt.account.to_string()))),
+        ];
+        for (count, limit, subject) in subjects {
+            let (Some(count), Some(subject)) = (count, subject) else { continue };
+            if count.count == limit {
+                audit_lockout(attempt, subject.scope(), limit, self.config.window);
+                self.list_locked(&subject, count.resets_in).await;
             }
         }
+    }
+
+    /// Puts a new lockout in the index operators list ([`super::lockouts`]), expiring with
+    /// its counter. Only when a count reaches its limit: once per lockout, not per login.
+    async fn list_locked(&self, subject: &Subject, resets_in: Duration) {
+        let member = subject.member();
+        if member.len() > crate::store::MAX_KEY_BYTES {
+            return; // An account name beyond 1 KiB stays locked, only unlisted.
+        }
+        if let Err(e) = self.store.index_add(LOCKED_INDEX, &member, Some(resets_in)).await {
+            self.skipped("list", &e.to_string());
+        }
+    }
+
+    pub fn config(&self) -> &LockoutConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
     }
 
     async fn read(&self, key: &str) -> Option<Count> {
@@ -138,11 +161,57 @@ impl Lockout {
     }
 
     fn keys(&self, attempt: &Attempt<'_>) -> (Option<String>, String) {
-        let ip = attempt.ip.map(|ip| format!("lock:ip:{}", address_group(ip)));
-        let digest = Sha256::digest(attempt.account.as_bytes());
-        // Every login with an account builds this key: one hex pass, not a `format!` per byte.
-        let account = format!("lock:a:{}", super::issued_secret::hex(&digest));
-        (ip, account)
+        let ip = attempt.ip.map(|ip| Subject::Address(address_group(ip)).counter_key());
+        (ip, Subject::Account(attempt.account.to_string()).counter_key())
+    }
+}
+
+/// The index of current lockouts: members are [`Subject::member`]s, each expiring with
+/// its counter's window.
+pub const LOCKED_INDEX: &str = "lock:locked";
+
+/// What a counter counts: an account, or a client address group ([`address_group`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Account(String),
+    Address(String),
+}
+
+impl Subject {
+    pub fn scope(&self) -> Scope {
+        match self {
+            Subject::Account(_) => Scope::Account,
+            Subject::Address(_) => Scope::Ip,
+        }
+    }
+
+    /// The account name or the address group.
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::Account(name) | Subject::Address(name) => name,
+        }
+    }
+
+    /// The store key of its failure counter (account names hashed: any length, fixed key).
+    pub fn counter_key(&self) -> String {
+        match self {
+            // One hex pass, not a `format!` per byte: every login with an account builds this key.
+            Subject::Account(name) => format!("lock:a:{}", super::issued_secret::hex(&Sha256::digest(name.as_bytes()))),
+            Subject::Address(group) => format!("lock:ip:{group}"),
+        }
+    }
+
+    /// Its member in [`LOCKED_INDEX`]: `account:NAME` or `ip:GROUP`.
+    pub fn member(&self) -> String {
+        format!("{}:{}", self.scope().as_str(), self.name())
+    }
+
+    pub fn from_member(member: &str) -> Option<Subject> {
+        match member.split_once(':')? {
+            ("account", name) => Some(Subject::Account(name.to_string())),
+            ("ip", group) if !group.is_empty() => Some(Subject::Address(group.to_string())),
+            _ => None,
+        }
     }
 }
 
@@ -163,6 +232,14 @@ pub fn address_group(ip: IpAddr) -> String {
 fn audit_lockout(attempt: &Attempt<'_>, scope: Scope, limit: u64, window: Duration) {
     metrics::global().lockout(scope.as_str());
     let ip = attempt.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    crate::recent_events::recorder::record(|| crate::recent_events::RecentEvent {
+        reason: "too_many_failures".to_string(),
+        account: attempt.account.to_string(),
+        ip: ip.clone(),
+        service: attempt.service.to_string(),
+        detail: format!("{} locked after {limit} failed logins, for {}s", scope.as_str(), window.as_secs()),
+        ..crate::recent_events::RecentEvent::new(LOCKOUT_EVENT, "locked")
+    });
     tracing::warn!(
         event = LOCKOUT_EVENT,
         outcome = "locked",

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod identity_token;
 pub mod issued_secret;
 pub mod lockout;
+pub mod lockouts;
 pub mod records;
 pub mod robot;
 pub mod secret_hasher;

@@ -38,7 +38,14 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start: {e}")),
     };
-    match runtime.block_on(explain(args, account, &scopes, service, &config)) {
+    let input = ExplainInput {
+        account,
+        password: args.password.as_deref(),
+        labels: args.labels.as_deref(),
+        ip: args.ip,
+        service: &args.service,
+    };
+    match runtime.block_on(explain(&input, &scopes, service, &config)) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -52,23 +59,37 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn explain(
-    args: &ExplainArgs,
-    account: &str,
+/// Who and what to explain: the command's flags, or the console's explain form.
+pub struct ExplainInput<'a> {
+    pub account: &'a str,
+    /// Run authentication with this password; otherwise it is skipped and `labels` assumed.
+    pub password: Option<&'a str>,
+    /// `key=value,key=value2`.
+    pub labels: Option<&'a str>,
+    /// The client address the ACL's ip conditions see.
+    pub ip: Option<IpAddr>,
+    pub service: &'a str,
+}
+
+/// The explanation as `registry-auth explain` prints it (the console shows the same text).
+/// `Err` for input the engine cannot take (labels that are not key=value) or a backend
+/// that failed.
+pub async fn explain(
+    input: &ExplainInput<'_>,
     scopes: &[Scope],
     service: &AuthService,
     config: &Config,
 ) -> Result<String, String> {
     let mut out = String::new();
-    let Some((account, labels)) = authenticate(args, account, service, &mut out).await? else { return Ok(out) };
+    let Some((account, labels)) = authenticate(input, service, &mut out).await? else { return Ok(out) };
     let account = account.as_str();
-    let ip: Option<IpAddr> = args.ip;
+    let ip: Option<IpAddr> = input.ip;
     for scope in scopes {
         let req = AuthzRequest {
             account,
             resource_type: &scope.resource_type,
             name: &scope.name,
-            service: &args.service,
+            service: input.service,
             ip,
             actions: &scope.actions,
             labels: &labels,
@@ -105,13 +126,13 @@ fn describe_decision(out: &mut String, decision: &ScopeDecision, req: &AuthzRequ
 /// Runs the authn chain with `--password`, or takes `--labels` as given: the account the
 /// ACL sees (a CI token maps its own) and its labels. `None` = denied.
 async fn authenticate(
-    args: &ExplainArgs,
-    account: &str,
+    input: &ExplainInput<'_>,
     service: &AuthService,
     out: &mut String,
 ) -> Result<Option<(String, Labels)>, String> {
-    let Some(password) = &args.password else {
-        let labels = parse_labels(args.labels.as_deref().unwrap_or(""))?;
+    let account = input.account;
+    let Some(password) = input.password else {
+        let labels = parse_labels(input.labels.unwrap_or(""))?;
         let _ = writeln!(out, "authentication: skipped (no --password); account {account:?} with labels {labels:?}");
         return Ok(Some((account.to_string(), labels)));
     };

@@ -10,7 +10,7 @@ use crate::identity::identity_token::{IdentityTokens, Selector};
 pub fn run(command: &IdentityTokensCommand) -> ExitCode {
     let (IdentityTokensCommand::List { store, .. } | IdentityTokensCommand::Revoke { store, .. }) = command;
     stored::with_store(&store.config, |records, hasher, lifetimes| async move {
-        let tokens = IdentityTokens::new(records, hasher, lifetimes);
+        let tokens = IdentityTokens::new(records.clone(), hasher, lifetimes);
         match command {
             IdentityTokensCommand::List { account, .. } => match tokens.list(account.as_deref()).await {
                 Ok(list) => {
@@ -55,7 +55,7 @@ pub fn run(command: &IdentityTokensCommand) -> ExitCode {
                                 detail: "cli",
                                 ..Default::default()
                             };
-                            crate::identity::audit::log(&event, "identity token revoked");
+                            crate::identity::audit::log_and_keep(&event, "identity token revoked", &records).await;
                             println!("revoked {} ({})", t.id, t.record.account.escape_debug());
                         }
                         ExitCode::SUCCESS

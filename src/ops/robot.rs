@@ -7,6 +7,7 @@ use super::stored::{self, fail, time_text};
 use crate::cli::RobotCommand;
 use crate::identity::audit::Event;
 use crate::identity::robot::{NewRobot, RobotError, RobotRecord, Robots, ACCOUNT_PREFIX, ALT_ACCOUNT_PREFIX};
+use crate::store::SharedStore;
 
 pub fn run(command: &RobotCommand) -> ExitCode {
     let config = match command {
@@ -16,7 +17,7 @@ pub fn run(command: &RobotCommand) -> ExitCode {
         | RobotCommand::Rotate { store, .. } => &store.config,
     };
     stored::with_store(config, |store, hasher, _| async move {
-        let robots = Robots::new(store, hasher);
+        let robots = Robots::new(store.clone(), hasher);
         match command {
             RobotCommand::Create { name, scopes, expires, description, .. } => {
                 let lifetime = match expires.as_deref().map(parse_expires).transpose() {
@@ -31,7 +32,7 @@ pub fn run(command: &RobotCommand) -> ExitCode {
                     created_by: stored::operator(),
                     owner: None,
                 };
-                finish(robots.create(&new).await, "created")
+                finish(robots.create(&new).await, "created", &store).await
             }
             RobotCommand::List { .. } => match robots.list().await {
                 Ok(list) => {
@@ -53,13 +54,13 @@ pub fn run(command: &RobotCommand) -> ExitCode {
             },
             RobotCommand::Revoke { name, .. } => match robots.revoke(name).await {
                 Ok(()) => {
-                    audit("robot_revoked", name);
+                    audit("robot_revoked", name, &store).await;
                     println!("robot {name:?} revoked");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e.to_string()),
             },
-            RobotCommand::Rotate { name, .. } => finish(robots.rotate(name).await, "rotated"),
+            RobotCommand::Rotate { name, .. } => finish(robots.rotate(name).await, "rotated", &store).await,
         }
     })
 }
@@ -77,12 +78,12 @@ fn parse_expires(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Prints the secret once, with the login line, after the store kept the record.
-fn finish(result: Result<(RobotRecord, String), RobotError>, verb: &str) -> ExitCode {
+async fn finish(result: Result<(RobotRecord, String), RobotError>, verb: &str, store: &SharedStore) -> ExitCode {
     let (record, secret) = match result {
         Ok(done) => done,
         Err(e) => return fail(&e.to_string()),
     };
-    audit(if verb == "created" { "robot_created" } else { "robot_rotated" }, &record.name);
+    audit(if verb == "created" { "robot_created" } else { "robot_rotated" }, &record.name, store).await;
     let name = &record.name;
     println!("robot {name:?} {verb}; the secret is shown only now, store it in your CI's secret store:");
     println!("account: {ACCOUNT_PREFIX}{name}   (or {ALT_ACCOUNT_PREFIX}{name}, which needs no quotes)");
@@ -93,7 +94,7 @@ fn finish(result: Result<(RobotRecord, String), RobotError>, verb: &str) -> Exit
     ExitCode::SUCCESS
 }
 
-fn audit(event: &'static str, name: &str) {
+async fn audit(event: &'static str, name: &str, store: &SharedStore) {
     let outcome = match event {
         "robot_created" => "created",
         "robot_rotated" => "rotated",
@@ -110,5 +111,5 @@ fn audit(event: &'static str, name: &str) {
         operator: &operator,
         ..Default::default()
     };
-    crate::identity::audit::log(&event, "robot credential changed");
+    crate::identity::audit::log_and_keep(&event, "robot credential changed", store).await;
 }

@@ -15,6 +15,15 @@ where
     F: FnOnce(SharedStore, Arc<SecretHasher>, IdentityTokenConfig) -> Fut,
     Fut: Future<Output = ExitCode>,
 {
+    with_config(config, |loaded, store, hasher| task(store, hasher, loaded.identity_tokens))
+}
+
+/// [`with_store`] for commands that need more of the config than the store.
+pub fn with_config<F, Fut>(config: &Path, task: F) -> ExitCode
+where
+    F: FnOnce(crate::config::Config, SharedStore, Arc<SecretHasher>) -> Fut,
+    Fut: Future<Output = ExitCode>,
+{
     let loaded = match crate::config::load(config) {
         Ok(loaded) => loaded,
         Err(e) => return fail(&format!("cannot load {}: {e}", config.display())),
@@ -26,7 +35,7 @@ where
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => {
             let hasher = Arc::new(SecretHasher::for_store(&loaded.store, store.clone()));
-            runtime.block_on(task(store, hasher, loaded.identity_tokens))
+            runtime.block_on(task(loaded, store, hasher))
         }
         Err(e) => fail(&format!("cannot start a runtime: {e}")),
     }

@@ -21,6 +21,9 @@ use super::{Count, SharedStore, Store, StoreError, MAX_KEY_BYTES, MAX_VALUE_BYTE
 pub const SOCKET_NAME: &str = "admin.sock";
 /// Longest request line: two base64 values and the keys.
 const MAX_LINE: u64 = (2 * MAX_VALUE_BYTES * 4 / 3 + 4 * MAX_KEY_BYTES + 1024) as u64;
+/// Longest reply line the CLI reads: a list read of [`super::MAX_LIST_ITEMS`] small
+/// records (the server is trusted; this only stops a runaway read).
+const MAX_REPLY: u64 = 64 * 1024 * 1024;
 const MAX_CONNECTIONS: usize = 16;
 /// A CLI call waits this long for the server; an idle connection is closed after it.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +41,9 @@ enum Request {
     IndexAdd { index: String, member: String, ttl_ms: Option<u64> },
     IndexRemove { index: String, member: String },
     IndexMembers { index: String, limit: usize },
+    ResetCount { key: String },
+    ListPush { key: String, items: Vec<String>, cap: usize },
+    ListRecent { key: String, limit: usize },
     Health,
 }
 
@@ -49,6 +55,7 @@ enum Reply {
     Flag(bool),
     Count(Option<(u64, u64)>),
     Members(Vec<String>),
+    Items(Vec<String>),
     Error { kind: String, reason: String },
 }
 
@@ -153,6 +160,15 @@ async fn answer(store: &dyn Store, request: Request) -> Reply {
                 Reply::Done
             }
             Request::IndexMembers { index, limit } => Reply::Members(store.index_members(&index, limit).await?),
+            Request::ResetCount { key } => Reply::Flag(store.reset_count(&key).await?),
+            Request::ListPush { key, items, cap } => {
+                let items = items.iter().map(|i| decode(&name, i)).collect::<Result<Vec<_>, _>>()?;
+                store.list_push(&key, &items, cap).await?;
+                Reply::Done
+            }
+            Request::ListRecent { key, limit } => {
+                Reply::Items(store.list_recent(&key, limit).await?.iter().map(|i| B64.encode(i)).collect())
+            }
             Request::Health => {
                 store.health().await?;
                 Reply::Done
@@ -198,7 +214,7 @@ impl AdminClient {
             line.push(b'\n');
             stream.write_all(&line).await?;
             let mut reply = Vec::new();
-            BufReader::new(stream).take(MAX_LINE).read_until(b'\n', &mut reply).await?;
+            BufReader::new(stream).take(MAX_REPLY).read_until(b'\n', &mut reply).await?;
             Ok::<_, std::io::Error>(reply)
         };
         let reply = match tokio::time::timeout(TIMEOUT, exchange).await {
@@ -318,6 +334,23 @@ impl Store for AdminClient {
     async fn index_members(&self, index: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         match self.call(Request::IndexMembers { index: index.to_string(), limit }).await? {
             Reply::Members(members) => Ok(members),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn reset_count(&self, key: &str) -> Result<bool, StoreError> {
+        self.flag(Request::ResetCount { key: key.to_string() }).await
+    }
+
+    async fn list_push(&self, key: &str, items: &[Vec<u8>], cap: usize) -> Result<(), StoreError> {
+        super::check_push(&self.describe, key, items, cap)?;
+        let items = items.iter().map(|i| B64.encode(i)).collect();
+        self.done(Request::ListPush { key: key.to_string(), items, cap }).await
+    }
+
+    async fn list_recent(&self, key: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        match self.call(Request::ListRecent { key: key.to_string(), limit }).await? {
+            Reply::Items(items) => items.iter().map(|i| decode(&self.describe, i)).collect(),
             other => Err(self.unexpected(other)),
         }
     }

@@ -24,10 +24,14 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::memory::Counters;
-use super::{check_key, check_value, expiry_millis, now_millis, Count, Store, StoreError, MAX_LIST};
+use super::{
+    check_key, check_push, check_value, expiry_millis, now_millis, Count, Store, StoreError, MAX_LIST, MAX_LIST_ITEMS,
+};
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const INDEXES: TableDefinition<(&str, &str), u64> = TableDefinition::new("indexes");
+/// Capped lists: (list, sequence number) → item; the highest number is the newest.
+const LISTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("lists");
 /// The file inside `store.path`.
 pub const FILE_NAME: &str = "store.redb";
 pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
@@ -69,6 +73,7 @@ impl EmbeddedStore {
         write_txn(&self.db, &describe, |txn| {
             txn.open_table(RECORDS)?;
             txn.open_table(INDEXES)?;
+            txn.open_table(LISTS)?;
             Ok(())
         })
     }
@@ -301,6 +306,52 @@ impl Store for EmbeddedStore {
                 }
             }
             Ok(members)
+        };
+        read().map_err(|e| unavailable(&self.describe, e.to_string()))
+    }
+
+    async fn reset_count(&self, key: &str) -> Result<bool, StoreError> {
+        self.counters.reset(&self.describe, key)
+    }
+
+    async fn list_push(&self, key: &str, items: &[Vec<u8>], cap: usize) -> Result<(), StoreError> {
+        check_push(&self.describe, key, items, cap)?;
+        let (key, items) = (key.to_string(), items.to_vec());
+        self.write(move |txn| {
+            let mut table = txn.open_table(LISTS)?;
+            let range = (key.as_str(), 0)..=(key.as_str(), u64::MAX);
+            let (mut oldest, newest) = {
+                let mut entries = table.range(range.clone())?;
+                let oldest = entries.next().transpose()?.map(|(k, _)| k.value().1);
+                let newest = entries.next_back().transpose()?.map(|(k, _)| k.value().1).or(oldest);
+                (oldest.unwrap_or(1), newest.unwrap_or(0))
+            };
+            let mut next = newest;
+            for item in &items {
+                next += 1;
+                table.insert((key.as_str(), next), item.as_slice())?;
+            }
+            // Sequence numbers are contiguous from `oldest` to `next`.
+            while next + 1 - oldest > cap as u64 {
+                table.remove((key.as_str(), oldest))?;
+                oldest += 1;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_recent(&self, key: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        check_key(&self.describe, key)?;
+        let limit = limit.min(MAX_LIST_ITEMS);
+        let read = || -> Result<Vec<Vec<u8>>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(LISTS)?;
+            let mut items = Vec::new();
+            for entry in table.range((key, 0)..=(key, u64::MAX))?.rev().take(limit) {
+                items.push(entry?.1.value().to_vec());
+            }
+            Ok(items)
         };
         read().map_err(|e| unavailable(&self.describe, e.to_string()))
     }

@@ -5,13 +5,15 @@
 //!
 //! Bounded: at most [`MAX_ENTRIES`] records and counters each; expired entries are swept
 //! whenever a table has doubled since the last sweep (amortised O(1) per write).
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{check_key, check_value, expiry_millis, now_millis, Count, Store, StoreError, MAX_LIST};
+use super::{
+    check_key, check_push, check_value, expiry_millis, now_millis, Count, Store, StoreError, MAX_LIST, MAX_LIST_ITEMS,
+};
 
 /// Most live records (and, separately, counters) kept; ~100 bytes each.
 pub const MAX_ENTRIES: usize = 1_000_000;
@@ -81,6 +83,12 @@ impl Counters {
         Ok(Count { count: entry.value, resets_in: Duration::from_millis(entry.expires.saturating_sub(now)) })
     }
 
+    pub fn reset(&self, store: &str, key: &str) -> Result<bool, StoreError> {
+        check_key(store, key)?;
+        let removed = lock(&self.0).entries.remove(key);
+        Ok(removed.is_some_and(|e| live(e.expires, now_millis())))
+    }
+
     pub fn count(&self, store: &str, key: &str) -> Result<Option<Count>, StoreError> {
         check_key(store, key)?;
         let now = now_millis();
@@ -101,6 +109,8 @@ pub struct MemoryStore {
     records: Mutex<ExpiringMap<Vec<u8>>>,
     indexes: Mutex<HashMap<String, BTreeMap<String, u64>>>,
     counters: Counters,
+    /// Capped lists, newest first; each bounded by its cap, and few exist (one per feature).
+    lists: Mutex<HashMap<String, VecDeque<Vec<u8>>>>,
 }
 
 const NAME: &str = "memory";
@@ -224,6 +234,28 @@ impl Store for MemoryStore {
         let indexes = lock(&self.indexes);
         let Some(set) = indexes.get(index) else { return Ok(Vec::new()) };
         Ok(set.iter().filter(|(_, e)| live(**e, now)).map(|(m, _)| m.clone()).take(limit.min(MAX_LIST)).collect())
+    }
+
+    async fn reset_count(&self, key: &str) -> Result<bool, StoreError> {
+        self.counters.reset(NAME, key)
+    }
+
+    async fn list_push(&self, key: &str, items: &[Vec<u8>], cap: usize) -> Result<(), StoreError> {
+        check_push(NAME, key, items, cap)?;
+        let mut lists = lock(&self.lists);
+        let list = lists.entry(key.to_string()).or_default();
+        for item in items {
+            list.push_front(item.clone());
+        }
+        list.truncate(cap);
+        Ok(())
+    }
+
+    async fn list_recent(&self, key: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        check_key(NAME, key)?;
+        let lists = lock(&self.lists);
+        let Some(list) = lists.get(key) else { return Ok(Vec::new()) };
+        Ok(list.iter().take(limit.min(MAX_LIST_ITEMS)).cloned().collect())
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -32,6 +32,10 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most members one [`Store::index_members`] call returns.
 pub const MAX_LIST: usize = 10_000;
+/// Longest capped list ([`Store::list_push`]'s `cap`) and most items one read returns.
+pub const MAX_LIST_ITEMS: usize = 10_000;
+/// Most bytes (all items together) one [`Store::list_push`] call writes.
+pub const MAX_PUSH_BYTES: usize = MAX_VALUE_BYTES;
 
 /// A shared handle; engines are cheap to clone behind it and safe to use concurrently.
 pub type SharedStore = Arc<dyn Store>;
@@ -134,6 +138,18 @@ pub trait Store: Send + Sync {
     /// Live members of `index`, at most `limit` (capped at [`MAX_LIST`]), sorted by name.
     async fn index_members(&self, index: &str, limit: usize) -> Result<Vec<String>, StoreError>;
 
+    /// Removes the counter at `key` (an operator's unlock); `Ok(false)` if there was none.
+    async fn reset_count(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Adds `items` to the front of the capped list at `key` (the last item of the slice
+    /// becomes the newest) and drops all but the newest `cap` (at most [`MAX_LIST_ITEMS`]).
+    /// All of `items` together are at most [`MAX_PUSH_BYTES`]. A list has no expiry: its
+    /// cap bounds it. Redis: LPUSH + LTRIM in one script.
+    async fn list_push(&self, key: &str, items: &[Vec<u8>], cap: usize) -> Result<(), StoreError>;
+    /// The newest `limit` items (capped at [`MAX_LIST_ITEMS`]) of the list at `key`, newest
+    /// first; empty when there is no list.
+    async fn list_recent(&self, key: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+
     /// Whether the store answers now, for `/readyz` and `check-config`.
     async fn health(&self) -> Result<(), StoreError>;
 }
@@ -195,6 +211,20 @@ pub(crate) fn check_value(store: &str, value: &[u8]) -> Result<(), StoreError> {
             store: store.to_string(),
             reason: format!("value of {} bytes exceeds {MAX_VALUE_BYTES}", value.len()),
         });
+    }
+    Ok(())
+}
+
+/// Checks a [`Store::list_push`]'s limits; every engine calls it first.
+pub(crate) fn check_push(store: &str, key: &str, items: &[Vec<u8>], cap: usize) -> Result<(), StoreError> {
+    check_key(store, key)?;
+    let bytes: usize = items.iter().map(Vec::len).sum();
+    let invalid = |reason: String| Err(StoreError::Invalid { store: store.to_string(), reason });
+    if bytes > MAX_PUSH_BYTES {
+        return invalid(format!("a push of {bytes} bytes exceeds {MAX_PUSH_BYTES}"));
+    }
+    if cap == 0 || cap > MAX_LIST_ITEMS {
+        return invalid(format!("list cap {cap} is outside 1..={MAX_LIST_ITEMS}"));
     }
     Ok(())
 }

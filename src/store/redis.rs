@@ -16,7 +16,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo};
 use tokio::sync::OnceCell;
 
-use super::{check_key, check_value, now_millis, runtime, Count, Store, StoreError, MAX_LIST};
+use super::{
+    check_key, check_push, check_value, now_millis, runtime, Count, Store, StoreError, MAX_LIST, MAX_LIST_ITEMS,
+};
 use crate::config::store::RedisConfig;
 
 const CAS: &str = r"
@@ -37,6 +39,12 @@ return {tonumber(n), redis.call('PTTL', KEYS[1])}";
 const INDEX_ADD: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1";
+
+/// ARGV[1] is the cap, the rest the items, oldest first (LPUSH makes the last the head).
+const LIST_PUSH: &str = r"
+redis.call('LPUSH', KEYS[1], unpack(ARGV, 2))
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 return 1";
 
 #[derive(Clone)]
@@ -307,6 +315,33 @@ impl Store for RedisStore {
         let mut members: Vec<String> = self.query(cmd).await?;
         members.sort_unstable();
         Ok(members)
+    }
+
+    async fn reset_count(&self, key: &str) -> Result<bool, StoreError> {
+        self.delete(key).await
+    }
+
+    async fn list_push(&self, key: &str, items: &[Vec<u8>], cap: usize) -> Result<(), StoreError> {
+        check_push(&self.describe, key, items, cap)?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = Self::eval(LIST_PUSH, self.key(key)?);
+        cmd.arg(cap);
+        for item in items {
+            cmd.arg(item.as_slice());
+        }
+        self.query::<i64>(cmd).await.map(|_| ())
+    }
+
+    async fn list_recent(&self, key: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let limit = limit.min(MAX_LIST_ITEMS);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(self.key(key)?).arg(0).arg(limit - 1);
+        self.query(cmd).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

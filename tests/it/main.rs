@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod config_lint;
 mod config_load;
+mod console_ops;
 mod console_shell;
 mod credential_cache;
 mod deploy;

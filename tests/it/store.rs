@@ -68,7 +68,7 @@ async fn contract(store: SharedStore) {
     assert!(store.put_if_absent("rec:a", b"new", None).await.unwrap());
     let binary: Vec<u8> = (0..=255).collect();
     store.put("rec:bin", &binary, None).await.unwrap();
-    assert_eq!(store.get("rec:bin").await.unwrap(), Some(binary), "{name}: any bytes round-trip");
+    assert_eq!(store.get("rec:bin").await.unwrap(), Some(binary.clone()), "{name}: any bytes round-trip");
 
     // Several records in one read (Redis: one MGET, split by slot on a cluster), in order.
     let keys: Vec<String> = (0..12).map(|i| format!("many:{i}")).collect();
@@ -106,6 +106,41 @@ async fn contract(store: SharedStore) {
     store.increment("cnt:short", Duration::from_millis(200)).await.unwrap();
     assert!(eventually(Duration::from_secs(3), async || store.count("cnt:short").await.unwrap().is_none()).await);
     assert_eq!(store.increment("cnt:short", Duration::from_secs(60)).await.unwrap().count, 1, "{name}: new window");
+
+    // Resetting a counter (an operator's unlock).
+    store.increment("cnt:reset", Duration::from_secs(60)).await.unwrap();
+    store.increment("cnt:reset", Duration::from_secs(60)).await.unwrap();
+    assert!(store.reset_count("cnt:reset").await.unwrap(), "{name}");
+    assert_eq!(store.count("cnt:reset").await.unwrap(), None, "{name}: reset");
+    assert!(!store.reset_count("cnt:reset").await.unwrap(), "{name}: already gone");
+    let anew = store.increment("cnt:reset", Duration::from_secs(60)).await.unwrap().count;
+    assert_eq!(anew, 1, "{name}: counts anew");
+
+    // Capped lists: newest first, the cap keeps the newest.
+    assert!(store.list_recent("list:x", 10).await.unwrap().is_empty(), "{name}");
+    store.list_push("list:x", &[b"1".to_vec(), b"2".to_vec()], 3).await.unwrap();
+    store.list_push("list:x", &[b"3".to_vec()], 3).await.unwrap();
+    assert_eq!(store.list_recent("list:x", 10).await.unwrap(), [b"3".to_vec(), b"2".to_vec(), b"1".to_vec()]);
+    store.list_push("list:x", &[b"4".to_vec(), b"5".to_vec()], 3).await.unwrap();
+    assert_eq!(
+        store.list_recent("list:x", 10).await.unwrap(),
+        [b"5".to_vec(), b"4".to_vec(), b"3".to_vec()],
+        "{name}: the oldest fall off"
+    );
+    assert_eq!(store.list_recent("list:x", 2).await.unwrap(), [b"5".to_vec(), b"4".to_vec()], "{name}: limit");
+    store.list_push("list:x", &[], 3).await.unwrap();
+    store.list_push("list:other", std::slice::from_ref(&binary), 3).await.unwrap();
+    assert_eq!(store.list_recent("list:other", 1).await.unwrap(), [binary], "{name}: any bytes");
+    assert_eq!(store.list_recent("list:x", 10).await.unwrap().len(), 3, "{name}: lists are apart");
+    let too_much = vec![vec![0u8; MAX_VALUE_BYTES / 2 + 1], vec![0u8; MAX_VALUE_BYTES / 2 + 1]];
+    assert!(matches!(store.list_push("list:x", &too_much, 3).await, Err(StoreError::Invalid { .. })), "{name}");
+    assert!(matches!(store.list_push("list:x", &[b"6".to_vec()], 0).await, Err(StoreError::Invalid { .. })));
+    let pushes = (0..20).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.list_push("list:race", &[format!("{i}").into_bytes()], 100).await.unwrap() })
+    });
+    futures_join(pushes).await;
+    assert_eq!(store.list_recent("list:race", 100).await.unwrap().len(), 20, "{name}: no concurrent push lost");
 
     // Indexes.
     for member in ["c", "a", "b"] {
@@ -184,6 +219,7 @@ fn embedded_engine_keeps_the_contract_and_survives_reopening() {
     let store = EmbeddedStore::open(&path).unwrap();
     assert_eq!(rt.block_on(store.get("rec:kept")).unwrap().as_deref(), Some(&b"after reopen"[..]));
     assert_eq!(rt.block_on(store.get("rec:a")).unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(rt.block_on(store.list_recent("list:x", 10)).unwrap().len(), 3, "lists survive reopening");
 }
 
 /// A second opener of an owned directory gets the owner's store through its admin

@@ -35,10 +35,15 @@ impl Engine {
 
 /// The users and ACL every scenario shares; `extra_users` adds entries under `users:`.
 pub fn config(keys: &Keys, engine: &Engine, extra_users: &str) -> String {
+    config_with(keys, engine, extra_users, "", "")
+}
+
+/// [`config`] with lines added under `server:` and top-level sections after `acl:`.
+pub fn config_with(keys: &Keys, engine: &Engine, extra_users: &str, server_extra: &str, sections: &str) -> String {
     let yaml = format!(
         r#"server:
   addr: "@ADDR@"
-token:
+{server_extra}token:
   issuer: "Acme auth server"
   expiration: 900
   certificate: "@CERT@"
@@ -65,7 +70,7 @@ users:
     actions: ["pull", "push"]
   - match: {{name: "${{labels:group}}/*"}}
     actions: ["pull"]
-"#,
+{sections}"#,
         store = engine.yaml()
     );
     with_keys(&yaml, keys)
@@ -81,6 +86,13 @@ impl Fixture {
     pub fn start(engine: &Engine, extra_users: &str) -> Fixture {
         let keys = Keys::new(KeyKind::EcP256);
         let server = start_server(&config(&keys, engine, extra_users), false);
+        Fixture { keys, server, http: ureq::AgentBuilder::new().build() }
+    }
+
+    /// [`Fixture::start`] with [`config_with`]'s additions.
+    pub fn start_with(engine: &Engine, extra_users: &str, server_extra: &str, sections: &str) -> Fixture {
+        let keys = Keys::new(KeyKind::EcP256);
+        let server = start_server(&config_with(&keys, engine, extra_users, server_extra, sections), false);
         Fixture { keys, server, http: ureq::AgentBuilder::new().build() }
     }
 

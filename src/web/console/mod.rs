@@ -25,6 +25,7 @@ pub mod credentials;
 pub mod csrf;
 pub mod errors;
 pub mod home;
+pub mod operators;
 pub mod page;
 pub mod session;
 pub mod sessions;
@@ -55,6 +56,8 @@ pub struct Console {
     pub store: SharedStore,
     /// Keys the sign-in form's browser binding (the installation's secret hasher).
     pub hasher: Arc<SecretHasher>,
+    /// Who is an operator, and what the Operators pages read (console-ops).
+    pub ops: operators::OpsState,
 }
 
 impl Console {
@@ -72,7 +75,14 @@ impl Console {
             registry_host: config.registry_host(),
         });
         let sessions = sessions::Sessions::new(store.clone(), hasher.clone(), config);
-        Console { site, config: config.clone(), sessions, identity, store, hasher }
+        let ops = operators::OpsState::new(config);
+        Console { site, config: config.clone(), sessions, identity, store, hasher, ops }
+    }
+
+    /// The console with the loaded config the Operators pages explain and check.
+    pub fn with_ops(self, config: &crate::config::Config) -> Console {
+        self.ops.keep_config(config);
+        self
     }
 }
 
@@ -127,6 +137,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/credentials/robots", web::post().to(credentials::create_robot))
         .route("/credentials/robots/revoke", web::post().to(credentials::revoke_robot))
         .route("/credentials/tokens/revoke", web::post().to(credentials::revoke_token))
+        .configure(operators::routes)
         .default_service(web::to(errors::not_found));
 }
 

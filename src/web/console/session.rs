@@ -65,7 +65,11 @@ impl ConsoleSession {
             return Err(ConsoleError::new(Kind::SignInRequired, Some(site)));
         };
         match ctx.console().sessions.find(cookie.value()).await {
-            Ok(Some(live)) => Ok(ConsoleSession::from_live(live, site)),
+            Ok(Some(live)) => {
+                let mut session = ConsoleSession::from_live(live, site);
+                session.operator = ctx.console().ops.operators.includes(&session.account, &session.labels);
+                Ok(session)
+            }
             Ok(None) => Err(ConsoleError::new(Kind::SignInRequired, Some(site))),
             Err(e) => Err(ConsoleError::store(&site, &e)),
         }

@@ -194,6 +194,7 @@ mod tests {
             session_idle_timeout: Duration::from_secs(idle),
             session_lifetime: Duration::from_secs(lifetime),
             operators_line: None,
+            operators: Vec::new(),
         };
         Sessions::new(store.clone(), Arc::new(SecretHasher::in_store(store)), &config)
     }
