@@ -22,6 +22,7 @@ use crate::service::AuthService;
 use crate::store::SharedStore;
 
 pub mod access;
+pub mod credentials;
 pub mod csrf;
 pub mod errors;
 pub mod home;
@@ -153,6 +154,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/access/try", web::post().to(access::try_scope))
         .route("/repositories", web::get().to(repositories::list))
         .route("/repositories/{reference:.+}", web::get().to(repositories::repository))
+        .route("/credentials", web::get().to(credentials::page))
+        .route("/credentials/robots", web::post().to(credentials::create_robot))
+        .route("/credentials/robots/revoke", web::post().to(credentials::revoke_robot))
+        .route("/credentials/tokens/revoke", web::post().to(credentials::revoke_token))
         .configure(operators::routes)
         .default_service(web::to(errors::not_found));
 }
