@@ -77,6 +77,28 @@ pub fn store_diagnostic(config: &StoreConfig, error: &StoreError) -> Diagnostic 
     }
 }
 
+/// The console's registry reader for `console.registry_url` (none without one).
+fn registry_reader(
+    section: &crate::config::console::ConsoleConfig,
+) -> Result<Option<Arc<crate::registry_reader::RegistryReader>>, Diagnostic> {
+    let Some(url) = &section.registry_url else { return Ok(None) };
+    let config = crate::registry_reader::ReaderConfig {
+        url: url.clone(),
+        ca_pem: section.registry_ca_certificate.as_ref().map(|(_, pem)| pem.clone()),
+        service: None,
+        limits: crate::registry_reader::ReaderLimits::default(),
+    };
+    crate::registry_reader::RegistryReader::new(config).map(|r| Some(Arc::new(r))).map_err(|message| Diagnostic {
+        path: "console.registry_url".to_string(),
+        line: section.line,
+        message,
+        hint: Some(
+            "registry_url is the registry's http(s)://host[:port]; registry_ca_certificate a PEM file of its CA".into(),
+        ),
+        error_when_strict: false,
+    })
+}
+
 /// [`build`] with a store already open (the one `serve` owns, or the running one on reload):
 /// this process serves, so it imports and opens `level_token_db` directories.
 pub fn build_with(config: &Config, store: SharedStore) -> Result<Built, Vec<Diagnostic>> {
@@ -122,8 +144,8 @@ fn build_as(config: &Config, store: SharedStore, owner: Owner) -> Result<Built, 
         .then(|| Arc::new(Identity::new(store.clone(), hasher.clone(), config.identity_tokens.clone())));
     // Sessions need the persistent store (config::console::check_store warns otherwise).
     let console = match (&config.console, &identity) {
-        (Some(section), Some(identity)) => Some(Arc::new(
-            Console::new(
+        (Some(section), Some(identity)) => {
+            let mut console = Console::new(
                 section,
                 &config.server.path_prefix,
                 &config.token.issuer,
@@ -131,8 +153,11 @@ fn build_as(config: &Config, store: SharedStore, owner: Owner) -> Result<Built, 
                 identity.clone(),
                 hasher.clone(),
             )
-            .with_ops(config),
-        )),
+            .with_ops(config);
+            console.reader = registry_reader(section).map_err(|d| vec![d])?;
+            console.acl_entries = config.acl.as_ref().map(|acl| acl.entries.clone());
+            Some(Arc::new(console))
+        }
         _ => None,
     };
     let web = (!web_providers.is_empty()).then(|| {

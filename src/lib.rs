@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod mongo;
 pub mod ops;
 pub mod recent_events;
+pub mod registry_reader;
 pub mod reload;
 pub mod request;
 pub mod scope;

@@ -16,6 +16,7 @@ use crate::secret::Secret;
 use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
+pub mod access;
 mod audit_text;
 pub mod console_login;
 mod stored_credentials;
@@ -197,14 +198,18 @@ impl AuthService {
     }
 
     async fn authorize(&self, req: &AuthRequest, caller: &Caller, scope: &Scope) -> Result<ScopeDecision, AuthError> {
+        let (account, labels) = match &caller.acting_for {
+            Some((account, labels)) => (account, labels),
+            None => (&caller.account, &caller.labels),
+        };
         let authz_req = AuthzRequest {
-            account: &caller.account,
+            account,
             resource_type: &scope.resource_type,
             name: &scope.name,
             service: &req.service,
             ip: req.ip,
             actions: &scope.actions,
-            labels: &caller.labels,
+            labels,
         };
         let decision = self.authz.authorize(&authz_req).await.inspect_err(|e| {
             tracing::error!(account = %caller.account, scope = %ScopeText(scope), error = %e, "authorization backend error");
@@ -226,11 +231,14 @@ pub(crate) struct Caller {
     pub credential: &'static str,
     /// Unix seconds the issued token must not outlive (the CI token's `exp`).
     pub not_after: Option<i64>,
+    /// For a robot owned by an account: that account and its current labels, which the ACL
+    /// is asked about instead of the robot (the robot's scopes then narrow the answer).
+    pub acting_for: Option<(String, Labels)>,
 }
 
 impl Caller {
     pub(crate) fn new(account: String, labels: Labels, backend: &'static str, credential: &'static str) -> Caller {
-        Caller { account, labels, backend, robot: None, credential, not_after: None }
+        Caller { account, labels, backend, robot: None, credential, not_after: None, acting_for: None }
     }
 }
 

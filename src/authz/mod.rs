@@ -10,6 +10,7 @@ pub mod acl;
 mod acl_index;
 pub mod acl_json;
 pub mod casbin;
+pub mod explain;
 pub mod ext;
 pub mod mongo_acl;
 pub mod operators;

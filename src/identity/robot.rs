@@ -47,6 +47,22 @@ pub struct RobotRecord {
     pub created_by: String,
     #[serde(default)]
     pub description: String,
+    /// Set for a robot an account made for itself (a console CI credential): what it gets
+    /// is that account's ACL answer at each login, narrowed by `scopes`. Robots made with
+    /// the CLI have none (the ACL sees them as `robot$NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<RobotOwner>,
+}
+
+/// The account a robot acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RobotOwner {
+    pub account: String,
+    /// The authenticator that knows the account (asked again at each login).
+    pub backend: String,
+    /// Labels at creation, used only for backends that cannot be asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
 }
 
 /// A robot as the CLI lists it (never the secret: only its digest is stored).
@@ -64,6 +80,7 @@ pub struct NewRobot {
     pub lifetime: Option<Duration>,
     pub description: String,
     pub created_by: String,
+    pub owner: Option<RobotOwner>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +118,8 @@ struct RobotScope {
 pub struct RobotLogin {
     pub account: String,
     pub labels: Labels,
+    /// The account whose ACL answer this robot gets (narrowed by its scopes).
+    pub owner: Option<RobotOwner>,
     scopes: Arc<[RobotScope]>,
 }
 
@@ -253,6 +272,7 @@ impl Robots {
             created: now,
             created_by: new.created_by.clone(),
             description: new.description.clone(),
+            owner: new.owner.clone(),
         })
     }
 
@@ -333,7 +353,8 @@ impl Robots {
             ("kind".to_string(), vec!["robot".to_string()]),
             ("robot".to_string(), vec![record.name.clone()]),
         ]);
-        Ok(Some(RobotLogin { account: format!("{ACCOUNT_PREFIX}{}", record.name), labels, scopes }))
+        let account = format!("{ACCOUNT_PREFIX}{}", record.name);
+        Ok(Some(RobotLogin { account, labels, owner: record.owner.clone(), scopes }))
     }
 
     /// The record and scopes of `raw`, the stored value of robot `name`: decoded again
@@ -397,6 +418,7 @@ mod tests {
         let login = RobotLogin {
             account: "robot$ci".into(),
             labels: Labels::new(),
+            owner: None,
             scopes: vec![
                 parse_scope("repository:team/*:pull,push").unwrap(),
                 parse_scope("repository:lib:pull").unwrap(),

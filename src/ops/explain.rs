@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use crate::authn::AuthnOutcome;
-use crate::authz::acl::MatchSpec;
+use crate::authz::explain::DecisionText;
 use crate::authz::ScopeDecision;
 use crate::cli::ExplainArgs;
 use crate::config::Config;
@@ -103,24 +103,10 @@ pub async fn explain(
 
 /// Which authorizer and entry decided, the entry's conditions and actions, and the grant.
 fn describe_decision(out: &mut String, decision: &ScopeDecision, req: &AuthzRequest<'_>, config: &Config) {
-    match &decision.decided_by {
-        Some((_, backend, Some(rule))) => {
-            let comment = rule.comment.as_deref().map(|c| format!(" ({c:?})")).unwrap_or_default();
-            let _ = writeln!(out, "  decided by: {backend}[{}]{comment}", rule.index);
-            if let Some(spec) = config.acl.as_ref().and_then(|a| a.entries.get(rule.index)) {
-                let _ = writeln!(out, "  match: {}", describe(&spec.matcher, req));
-                let _ = writeln!(out, "  entry allows: [{}]", spec.actions.join(", "));
-            }
-        }
-        Some((_, backend, None)) => {
-            let _ = writeln!(out, "  decided by: {backend}");
-        }
-        None => {
-            let _ = writeln!(out, "  no ACL entry matched: denied by default");
-        }
+    let entries = config.acl.as_ref().map(|a| a.entries.as_slice());
+    for line in DecisionText::new(decision, req, entries).lines() {
+        let _ = writeln!(out, "  {line}");
     }
-    let granted = if decision.actions.is_empty() { "nothing".to_string() } else { decision.actions.join(",") };
-    let _ = writeln!(out, "  granted: {granted}");
 }
 
 /// Runs the authn chain with `--password`, or takes `--labels` as given: the account the
@@ -170,35 +156,6 @@ fn parse_labels(text: &str) -> Result<Labels, String> {
         labels.entry(key.to_string()).or_default().push(value.to_string());
     }
     Ok(labels)
-}
-
-/// The entry's conditions with `${account}`, `${type}`, `${name}`, `${service}` replaced
-/// by the request's values (label and capture placeholders are shown as written).
-fn describe(spec: &MatchSpec, req: &AuthzRequest<'_>) -> String {
-    let substitute = |p: &str| {
-        p.replace("${account}", req.account)
-            .replace("${type}", req.resource_type)
-            .replace("${name}", req.name)
-            .replace("${service}", req.service)
-    };
-    let mut parts = Vec::new();
-    for (key, value) in [
-        ("account", &spec.account),
-        ("type", &spec.resource_type),
-        ("name", &spec.name),
-        ("service", &spec.service),
-        ("ip", &spec.ip),
-    ] {
-        if let Some(value) = value {
-            let shown = substitute(value);
-            let note = if &shown != value { format!(" (written {value:?})") } else { String::new() };
-            parts.push(format!("{key}: {shown:?}{note}"));
-        }
-    }
-    for (key, value) in spec.labels.iter().flatten() {
-        parts.push(format!("labels.{key}: {value:?}"));
-    }
-    format!("{{{}}}", parts.join(", "))
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub fn run(command: &RobotCommand) -> ExitCode {
                     lifetime,
                     description: description.clone(),
                     created_by: stored::operator(),
+                    owner: None,
                 };
                 finish(robots.create(&new).await, "created", &store).await
             }

@@ -92,8 +92,37 @@ impl AuthService {
             audit::log(&event, "robot credential used (first use this hour)");
         }
         let mut caller = Caller::new(login.account.clone(), login.labels.clone(), "", "robot");
+        if let Some(owner) = &login.owner {
+            caller.acting_for = Some(self.robot_owner(req, owner).await?);
+        }
         caller.robot = Some(login);
         Ok(caller)
+    }
+
+    /// The owner of a console CI credential as the ACL sees it now: its labels asked
+    /// again from its backend (or the snapshot, for backends that cannot be asked). An
+    /// owner who is gone takes the robot with them (401, as a revoked robot).
+    async fn robot_owner(
+        &self,
+        req: &AuthRequest,
+        owner: &crate::identity::robot::RobotOwner,
+    ) -> Result<(String, crate::request::Labels), AuthError> {
+        if owner.backend.is_empty() {
+            // Signed in through a web sign-in provider: the labels it gave at creation.
+            return Ok((owner.account.clone(), owner.labels.clone().unwrap_or_default()));
+        }
+        let found = self.authn.lookup(&owner.backend, &owner.account).await.inspect_err(|e| {
+            tracing::error!(account = %owner.account, error = %e, "authentication backend error during a robot login");
+        })?;
+        match found {
+            LookupOutcome::Found(labels) => Ok((owner.account.clone(), labels)),
+            LookupOutcome::Unsupported => Ok((owner.account.clone(), owner.labels.clone().unwrap_or_default())),
+            LookupOutcome::NotFound => {
+                metrics::global().robot_login("refused");
+                audit_denied(req, "robot_refused", "robot");
+                Err(AuthError::Unauthorized)
+            }
+        }
     }
 
     /// The `refresh_token` of the response: the one presented (never rotated: dockerd keeps

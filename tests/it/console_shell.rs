@@ -229,3 +229,164 @@ fn browser_signs_in_with_a_password_and_with_the_openid_provider() {
     });
     assert!(server.log().contains("via=\"oidc\""), "{}", server.log());
 }
+
+/// My credentials over HTTP: a CI credential broader than the account is refused with the
+/// reason; identity tokens of the account are listed and revoked (and then refused at
+/// /auth); another account's credentials cannot be revoked.
+#[test]
+fn credentials_are_never_broader_than_the_account_and_revoke_works() {
+    let server = server();
+    let mut test = server.sign_in("test", "123");
+    let create = |client: &mut ConsoleClient, name: &str, repos: &str, push: bool| {
+        let mut fields = vec![("name", name), ("repositories", repos), ("pull", "on"), ("days", "30")];
+        if push {
+            fields.push(("push", "on"));
+        }
+        client.post("/credentials/robots", &fields)
+    };
+    let refused = create(&mut test, "ci-devs", "devs/app", true);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        element_text(&refused.body, "error").as_deref(),
+        Some("You may not push devs/app yourself, so a CI credential of yours cannot either.")
+    );
+    let wildcard = create(&mut test, "ci-any", "test/*", false);
+    assert_eq!(wildcard.status, 400);
+    assert!(element_text(&wildcard.body, "error").unwrap().contains("no wildcards"));
+    let no_csrf = test.post_raw("/credentials/robots", &[("name", "x"), ("repositories", "test/app"), ("pull", "on")]);
+    assert_eq!(no_csrf.status, 403);
+    let created = create(&mut test, "ci-test", "test/app\ndevs/app", false);
+    assert_eq!(created.status, 200, "{}", created.body);
+    let secret = element_text(&created.body, "robot-secret").unwrap();
+    assert!(secret.starts_with("rars_"));
+    let token = |user: &str, password: &str, scope: &str| {
+        let req = ureq::get(&server.url("/auth"))
+            .query("service", crate::stored_creds::SERVICE)
+            .query("scope", scope)
+            .set("Authorization", &crate::stored_creds::basic(user, password));
+        crate::stored_creds::call(req, None)
+    };
+    let (status, body) = token("robot$ci-test", &secret, "repository:test/app:pull,push");
+    assert_eq!(status, 200);
+    assert_eq!(
+        crate::stored_creds::granted(&body).1,
+        vec!["pull".to_string()],
+        "its own scopes narrow the owner's push"
+    );
+    assert_eq!(server.log().matches(&secret).count(), 0, "the secret is never logged");
+
+    // An identity token made by `docker login` shows up and is revoked from the page.
+    let req = ureq::get(&server.url("/auth"))
+        .query("service", crate::stored_creds::SERVICE)
+        .query("offline_token", "true")
+        .query("client_id", "docker")
+        .set("Authorization", &crate::stored_creds::basic("test", "123"));
+    let (status, body) = crate::stored_creds::call(req, None);
+    assert_eq!(status, 200);
+    let refresh = body["refresh_token"].as_str().unwrap().to_string();
+    let page = test.get("/credentials");
+    assert!(page.body.contains("<td>docker</td>"), "{}", page.body);
+    let id = page.body.split("id=\"token-").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let mut admin = server.sign_in("admin", "badmin");
+    assert_eq!(admin.post("/credentials/tokens/revoke", &[("id", &id)]).status, 400, "not admin's token");
+    assert_eq!(admin.post("/credentials/robots/revoke", &[("id", "ci-test")]).status, 400, "not admin's robot");
+    assert_eq!(test.post("/credentials/tokens/revoke", &[("id", &id)]).status, 303);
+    let req = ureq::post(&server.url("/auth/token"));
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+        ("service", crate::stored_creds::SERVICE),
+        ("client_id", "docker"),
+    ];
+    let (status, _) = crate::stored_creds::call(req, Some(&form));
+    assert_eq!(status, 400, "the revoked identity token is refused (invalid_grant)");
+    assert_eq!(test.post("/credentials/robots/revoke", &[("id", "ci-test")]).status, 303);
+    assert_eq!(token("robot$ci-test", &secret, "repository:test/app:pull").0, 401);
+}
+
+/// The browser test of My credentials: chromium signs in, creates a CI credential for
+/// test/app (pull and push), skopeo pushes with it through the real registry (and is
+/// refused another repository), the page revokes it, and skopeo is refused.
+#[test]
+fn browser_creates_a_ci_credential_skopeo_pushes_then_it_is_revoked() {
+    use crate::support::browser::Browser;
+    use crate::support::console::{browser_sign_in, screenshot};
+    use crate::support::oci::write_oci_layout;
+    use crate::support::registry::{Registry, RegistryAuth};
+    use crate::support::skopeo::{docker_ref, Creds, Skopeo};
+
+    let server = server();
+    let registry = Registry::start(RegistryAuth {
+        realm: server.url("/auth"),
+        service: crate::stored_creds::SERVICE.to_string(),
+        issuer: "Acme auth server".to_string(),
+        rootcertbundle: server.keys.cert.clone(),
+    });
+    let console = server.console("");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (login, secret, browser) = runtime.block_on(async {
+        let browser = Browser::start("console").await;
+        browser_sign_in(&browser, &console, "test", "123").await;
+        browser.client.goto(&format!("{console}/credentials")).await.unwrap();
+        browser.text("#no-robots").await;
+        browser.fill("#name", "ci-app").await;
+        browser.fill("#repositories", "test/app").await;
+        browser.click("#push").await;
+        let days = browser.client.find(fantoccini::Locator::Css("#days")).await.unwrap();
+        days.clear().await.unwrap();
+        days.send_keys("30").await.unwrap();
+        screenshot(&browser, "credentials-form").await;
+        browser.click("#create").await;
+        let login = browser.text("#robot-login").await;
+        let secret = browser.text("#robot-secret").await;
+        screenshot(&browser, "credential-created").await;
+        (login, secret, browser)
+    });
+    assert_eq!(login, "robot$ci-app");
+    let images = crate::support::temp_dir("images");
+    let image = write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", b"console CI credential")]);
+    let skopeo = Skopeo::new();
+    let creds = Creds::Basic(&login, &secret);
+    let target = docker_ref(&registry.addr(), "test/app", "v1");
+    skopeo
+        .copy(&image.oci_ref(), &target, Creds::Anonymous, creds)
+        .unwrap_or_else(|e| panic!("push: {e}\n{}", server.log()));
+    skopeo.inspect_raw(&target, creds).unwrap_or_else(|e| panic!("pull: {e}"));
+    let other = docker_ref(&registry.addr(), "test/other", "v1");
+    assert!(skopeo.copy(&image.oci_ref(), &other, Creds::Anonymous, creds).is_err(), "outside its scopes");
+
+    runtime.block_on(async {
+        browser.client.goto(&format!("{console}/credentials")).await.unwrap();
+        assert!(browser.text("#robot-ci-app").await.contains("repository:test/app:pull,push"));
+        screenshot(&browser, "credentials").await;
+        browser.click("#revoke-ci-app").await;
+        browser.text("#no-robots").await;
+        screenshot(&browser, "credentials-revoked").await;
+        browser.close().await;
+    });
+    assert!(skopeo.inspect_raw(&target, creds).is_err(), "revoked in the page: refused");
+}
+
+/// On a TLS listener the console's cookies are Secure.
+#[test]
+fn cookies_are_secure_on_tls() {
+    let keys = crate::common::Keys::new(crate::common::KeyKind::EcP256);
+    let yaml = crate::stored_creds::config(&keys, &crate::stored_creds::Engine::Embedded, "").replacen(
+        "  addr: \"@ADDR@\"\n",
+        &format!("  addr: \"@ADDR@\"\n  certificate: \"{}\"\n  key: \"{}\"\n", keys.cert.display(), keys.key.display()),
+        1,
+    );
+    let server = crate::stored_creds::start_server(&format!("{yaml}console:\n"), true);
+    let client = crate::auth_server::AuthServer::client(&keys.cert);
+    let answer = client.get(&format!("https://{}/console/signin", server.addr)).call().unwrap();
+    assert_eq!(answer.status(), 200);
+    let cookie = answer
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("registry_auth_console_signin="))
+        .unwrap()
+        .to_string();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+}

@@ -10,6 +10,7 @@ mod common;
 mod config_lint;
 mod config_load;
 mod console_ops;
+mod console_registry;
 mod console_shell;
 mod credential_cache;
 mod deploy;

@@ -21,11 +21,15 @@ use crate::identity::{Identity, SecretHasher};
 use crate::service::AuthService;
 use crate::store::SharedStore;
 
+pub mod access;
+pub mod credentials;
 pub mod csrf;
 pub mod errors;
 pub mod home;
 pub mod operators;
 pub mod page;
+mod registry_view;
+pub mod repositories;
 pub mod session;
 pub mod sessions;
 pub mod signin;
@@ -55,6 +59,10 @@ pub struct Console {
     pub store: SharedStore,
     /// Keys the sign-in form's browser binding (the installation's secret hasher).
     pub hasher: Arc<SecretHasher>,
+    /// Reads `console.registry_url` for My access and Repositories (`None` without one).
+    pub reader: Option<Arc<crate::registry_reader::RegistryReader>>,
+    /// The static ACL's entries, to explain decisions in `registry-auth explain`'s words.
+    pub acl_entries: Option<Vec<crate::authz::acl::AclEntrySpec>>,
     /// Who is an operator, and what the Operators pages read (console-ops).
     pub ops: operators::OpsState,
 }
@@ -75,7 +83,17 @@ impl Console {
         });
         let sessions = sessions::Sessions::new(store.clone(), hasher.clone(), config);
         let ops = operators::OpsState::new(config);
-        Console { site, config: config.clone(), sessions, identity, store, hasher, ops }
+        Console {
+            site,
+            config: config.clone(),
+            sessions,
+            identity,
+            store,
+            hasher,
+            ops,
+            reader: None,
+            acl_entries: None,
+        }
     }
 
     /// The console with the loaded config the Operators pages explain and check.
@@ -132,6 +150,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/signin/{provider}", web::get().to(signin::with_provider))
         .route("/signout", web::post().to(signin::sign_out))
         .route("/signout-everywhere", web::post().to(signin::sign_out_everywhere))
+        .route("/access", web::get().to(access::page))
+        .route("/access/try", web::post().to(access::try_scope))
+        .route("/repositories", web::get().to(repositories::list))
+        .route("/repositories/{reference:.+}", web::get().to(repositories::repository))
+        .route("/credentials", web::get().to(credentials::page))
+        .route("/credentials/robots", web::post().to(credentials::create_robot))
+        .route("/credentials/robots/revoke", web::post().to(credentials::revoke_robot))
+        .route("/credentials/tokens/revoke", web::post().to(credentials::revoke_token))
         .configure(operators::routes)
         .default_service(web::to(errors::not_found));
 }

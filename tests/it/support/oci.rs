@@ -193,3 +193,62 @@ fn to_json_bytes(value: &Value) -> Vec<u8> {
 fn write_file(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
+
+/// One platform of [`write_oci_index`]: (os, architecture, variant).
+pub type PlatformSpec<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// A multi-platform image: one image per platform (each with its own layer and a config
+/// naming the platform, `created` set) under an OCI image index tagged `tag` in the layout at
+/// `dir`. Returns the index digest and the per-platform manifest digests. Push with
+/// `skopeo copy --all`.
+pub fn write_oci_index(dir: &Path, tag: &str, platforms: &[PlatformSpec<'_>]) -> (String, Vec<String>) {
+    fs::create_dir_all(dir.join("blobs/sha256"))
+        .unwrap_or_else(|e| panic!("cannot create OCI layout in {}: {e}", dir.display()));
+    write_file(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    let mut entries = Vec::new();
+    let mut digests = Vec::new();
+    for (os, architecture, variant) in platforms {
+        let text = format!("built for {os}/{architecture}");
+        let tar = layer_tar(&[("platform.txt", text.as_bytes())]);
+        let diff_id = sha256_digest(&tar);
+        let layer = gzip(&tar);
+        let layer_digest = write_blob(dir, &layer);
+        let mut config = json!({
+            "created": "2026-01-02T03:04:05Z",
+            "architecture": architecture,
+            "os": os,
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        });
+        let mut platform = json!({ "os": os, "architecture": architecture });
+        if let Some(variant) = variant {
+            config["variant"] = json!(variant);
+            platform["variant"] = json!(variant);
+        }
+        let config_bytes = to_json_bytes(&config);
+        let config_digest = write_blob(dir, &config_bytes);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": descriptor(CONFIG_MEDIA_TYPE, &config_digest, config_bytes.len()),
+            "layers": [descriptor(LAYER_MEDIA_TYPE, &layer_digest, layer.len())],
+        });
+        let manifest_bytes = to_json_bytes(&manifest);
+        let manifest_digest = write_blob(dir, &manifest_bytes);
+        let mut entry = descriptor(MANIFEST_MEDIA_TYPE, &manifest_digest, manifest_bytes.len());
+        entry["platform"] = platform;
+        entries.push(entry);
+        digests.push(manifest_digest);
+    }
+    let image_index = json!({ "schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": entries });
+    let index_bytes = to_json_bytes(&image_index);
+    let index_digest = write_blob(dir, &index_bytes);
+    let mut entry = descriptor(INDEX_MEDIA_TYPE, &index_digest, index_bytes.len());
+    entry["annotations"] = json!({ REF_NAME: tag });
+    let mut top = read_index(dir);
+    top.retain(|existing| existing["annotations"][REF_NAME] != tag);
+    top.push(entry);
+    let layout_index = json!({ "schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": top });
+    write_file(&dir.join("index.json"), &to_json_bytes(&layout_index));
+    (index_digest, digests)
+}
