@@ -16,7 +16,9 @@ use super::ports::{free_port, Probe};
 use super::process::{require_program, ChildGuard};
 use super::temp_dir;
 
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+// Node loads oidc-provider in a few seconds on a quiet machine; under a parallel build it has
+// taken over 30 s. A probe, not a sleep: a longer bound costs nothing when it is quick.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One client registered at the provider.
 #[derive(Debug, Clone)]
