@@ -5,27 +5,25 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use crate::auth_server::AuthServer;
 use crate::common::{with_keys, KeyKind, Keys};
 use crate::support::process::require_program;
 use crate::support::temp_dir;
 
-/// One TLS server for the module; each test connects with its own client options.
-fn server() -> &'static (AuthServer, Keys) {
-    static SERVER: OnceLock<(AuthServer, Keys)> = OnceLock::new();
-    SERVER.get_or_init(|| {
+/// A TLS server for one test. Not a shared `static`: statics are never dropped, so its
+/// process would outlive the test binary.
+fn server() -> (AuthServer, Keys) {
+    {
         let keys = Keys::new(KeyKind::EcP256);
         let yaml = "server:\n  addr: \"@ADDR@\"\n  certificate: \"@CERT@\"\n  key: \"@KEY@\"\ntoken:\n  issuer: \"Acme auth server\"\n  expiration: 900\n  certificate: \"@CERT@\"\n  key: \"@KEY@\"\nusers:\n  \"\": {}\nacl:\n  - match: {account: \"\"}\n    actions: [\"pull\"]\n";
         (AuthServer::start(&with_keys(yaml, &keys), true, &[]), keys)
-    })
+    }
 }
 
 /// One `openssl s_client` connection that sends a GET and reads the answer (so TLS 1.3
 /// tickets, which come after the handshake, arrive), saving or offering the session.
-fn connect(options: &[&str], session: (&str, &Path)) -> String {
-    let (server, keys) = server();
+fn connect((server, keys): &(AuthServer, Keys), options: &[&str], session: (&str, &Path)) -> String {
     let mut child = Command::new(require_program("openssl"))
         .args(["s_client", "-connect", &server.addr, "-ign_eof", "-CAfile"])
         .arg(&keys.cert)
@@ -49,8 +47,9 @@ fn connect(options: &[&str], session: (&str, &Path)) -> String {
 fn first_and_resumed(options: &[&str]) -> (String, String) {
     let dir = temp_dir("tls-session");
     let file = dir.path().join("session.pem");
-    let first = connect(options, ("-sess_out", &file));
-    let second = connect(options, ("-sess_in", &file));
+    let server = server();
+    let first = connect(&server, options, ("-sess_out", &file));
+    let second = connect(&server, options, ("-sess_in", &file));
     (first, second)
 }
 
