@@ -14,6 +14,7 @@ use url::Url;
 mod http;
 pub mod manifest;
 pub mod names;
+mod redirect;
 pub mod token;
 
 use self::http::{Answer, RegistryHttp};
@@ -79,6 +80,9 @@ pub enum ReadError {
     TooLarge(usize),
     #[error("the registry's answer makes no sense: {0}")]
     BadAnswer(String),
+    /// A redirect target (the registry's storage) failed; the URL is named without its query.
+    #[error("the registry's storage, where it redirected the read, failed: {0}")]
+    Storage(String),
     #[error("{1} (GET {0})")]
     At(String, Box<ReadError>),
 }
@@ -172,7 +176,13 @@ impl RegistryReader {
             Some(pem) => pem_roots(pem)?,
             None => crate::upstream_client::system_roots(),
         };
-        let http = RegistryHttp::new(roots, config.limits.timeout, config.limits.max_in_flight)?;
+        // Storage behind a redirect (S3, a CDN) usually has a public certificate; a private
+        // one (MinIO) often shares the registry's CA.
+        let mut storage_roots = crate::upstream_client::system_roots();
+        if let Some(pem) = &config.ca_pem {
+            storage_roots.roots.extend(pem_roots(pem)?.roots);
+        }
+        let http = RegistryHttp::new(roots, storage_roots, config.limits.timeout, config.limits.max_in_flight)?;
         let mut base = config.url;
         base.set_path("");
         base.set_query(None);
@@ -277,6 +287,9 @@ impl RegistryReader {
                         return Err(ReadError::BadAnswer(format!("an index entry's digest {:?}", entry.digest)));
                     }
                     let (child, _, digest) = self.manifest(issuer, repository, &scope, &entry.digest).await?;
+                    if entry.digest.starts_with("sha256:") && digest != entry.digest {
+                        return Err(ReadError::BadAnswer(format!("the manifest {} has another digest", entry.digest)));
+                    }
                     let Manifest::Image { config, layers } = child else {
                         return Err(ReadError::BadAnswer("an index inside an index".into()));
                     };
@@ -324,7 +337,11 @@ impl RegistryReader {
             return Err(ReadError::BadAnswer(format!("a config digest {:?}", config.digest)));
         }
         let path = format!("/v2/{repository}/blobs/{}", config.digest);
-        let answer = self.authorized_get(issuer, &path, scope, "*/*", MAX_CONFIG_BODY).await?;
+        let answer = self.authorized_get_blob(issuer, &path, scope, MAX_CONFIG_BODY).await?;
+        // Read from storage behind a redirect, the bytes prove themselves by their digest.
+        if !digest_matches(&config.digest, &answer.body) {
+            return Err(ReadError::BadAnswer("the config blob does not match its digest".into()).at(&path));
+        }
         let parsed = ImageConfig::parse(&answer.body).map_err(|e| ReadError::BadAnswer(e).at(&path))?;
         let size = config.size.saturating_add(layers.iter().map(|l| l.size).fold(0u64, u64::saturating_add));
         Ok(PlatformImage {
@@ -392,7 +409,8 @@ impl RegistryReader {
         })
     }
 
-    /// GET with a console token for `scope`; a refused cached token is replaced once.
+    /// GET with a console token for `scope`; a refused cached token is replaced once. A
+    /// redirect is an error here: only blob reads follow one ([`Self::authorized_get_blob`]).
     async fn authorized_get(
         &self,
         issuer: &TokenIssuer,
@@ -400,6 +418,29 @@ impl RegistryReader {
         scope: &TokenScope,
         accept: &str,
         max_body: usize,
+    ) -> Result<Answer, ReadError> {
+        self.authorized_get_following(issuer, path_and_query, scope, accept, max_body, false).await
+    }
+
+    /// [`Self::authorized_get`] that follows the registry's redirect to its storage.
+    async fn authorized_get_blob(
+        &self,
+        issuer: &TokenIssuer,
+        path: &str,
+        scope: &TokenScope,
+        max_body: usize,
+    ) -> Result<Answer, ReadError> {
+        self.authorized_get_following(issuer, path, scope, "*/*", max_body, true).await
+    }
+
+    async fn authorized_get_following(
+        &self,
+        issuer: &TokenIssuer,
+        path_and_query: &str,
+        scope: &TokenScope,
+        accept: &str,
+        max_body: usize,
+        follow_redirects: bool,
     ) -> Result<Answer, ReadError> {
         let url = format!("{}{}", self.base.as_str().trim_end_matches('/'), path_and_query);
         let service = self.discover_service().await?;
@@ -412,6 +453,11 @@ impl RegistryReader {
             let answer = self.http.get(&url, accept, token.as_deref(), max_body).await?;
             match answer.status.as_u16() {
                 200 => return Ok(answer),
+                _ if follow_redirects && redirect::is_redirect(answer.status) => {
+                    let from = Url::parse(&url).map_err(|e| ReadError::BadAnswer(e.to_string()))?;
+                    let followed = self.follow(answer, from, token.as_deref(), accept, max_body).await;
+                    return followed.map_err(|e| e.at(strip_query(path_and_query)));
+                }
                 401 if !retried && service.is_some() => {
                     if let Some(service) = &service {
                         self.tokens.forget(service, scope);
@@ -433,6 +479,44 @@ impl RegistryReader {
                 }
             }
         }
+    }
+
+    /// Follows `answer`'s redirect chain (at most [`redirect::MAX_HOPS`]), each hop under the
+    /// same timeout and body cap; the token goes only to the registry's own origin.
+    async fn follow(
+        &self,
+        mut answer: Answer,
+        mut from: Url,
+        token: Option<&str>,
+        accept: &str,
+        max_body: usize,
+    ) -> Result<Answer, ReadError> {
+        for _ in 0..redirect::MAX_HOPS {
+            let to = redirect::target(&from, &answer)?;
+            let own = redirect::may_carry_token(&self.base, &to);
+            answer = if own {
+                self.http.get(to.as_str(), accept, token, max_body).await?
+            } else {
+                let shown = redirect::shown(&to);
+                self.http.get_storage(to.as_str(), accept, max_body).await.map_err(|e| match e.kind() {
+                    ReadError::TooLarge(_) => e.kind().clone(),
+                    inner => ReadError::Storage(format!("{shown}: {inner}")),
+                })?
+            };
+            if answer.status == ::http::StatusCode::OK {
+                return Ok(answer);
+            }
+            if !redirect::is_redirect(answer.status) {
+                let status = answer.status.as_u16();
+                return Err(if own {
+                    ReadError::BadAnswer(format!("a redirect target on the registry answered {status}"))
+                } else {
+                    ReadError::Storage(format!("{} answered {status}", redirect::shown(&to)))
+                });
+            }
+            from = to;
+        }
+        Err(ReadError::BadAnswer(format!("more than {} redirects", redirect::MAX_HOPS)))
     }
 
     /// The token audience: configured, or the `service` of the registry's challenge at `/v2/`.
@@ -465,6 +549,15 @@ impl RegistryReader {
 
 fn strip_query(path_and_query: &str) -> &str {
     path_and_query.split('?').next().unwrap_or(path_and_query)
+}
+
+/// `digest` is `sha256:<hex>` or `sha512:<hex>` (checked by `names::is_digest`) of `body`.
+fn digest_matches(digest: &str, body: &[u8]) -> bool {
+    match digest.split_once(':') {
+        Some(("sha256", hex_digest)) => hex(&Sha256::digest(body)) == hex_digest,
+        Some(("sha512", hex_digest)) => hex(&sha2::Sha512::digest(body)) == hex_digest,
+        _ => false,
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
