@@ -80,6 +80,10 @@ pub enum ReadError {
     TooLarge(usize),
     #[error("the registry's answer makes no sense: {0}")]
     BadAnswer(String),
+    /// `n` above the registry's `catalog.maxentries` (distribution's PAGINATION_NUMBER_INVALID);
+    /// the list is read again in the registry's own page size.
+    #[error("the registry refused the page size (its catalog.maxentries is lower)")]
+    PageSizeRefused,
     /// A redirect target (the registry's storage) failed; the URL is named without its query.
     #[error("the registry's storage, where it redirected the read, failed: {0}")]
     Storage(String),
@@ -363,12 +367,23 @@ impl RegistryReader {
     ) -> Result<(Vec<String>, bool), ReadError> {
         let mut items = Vec::new();
         let mut next = Some(format!("{path}?n={}", self.limits.page_size.clamp(1, 1000)));
+        let mut own_page_size = false;
         while let Some(path_and_query) = next.take() {
             if items.len() >= max {
                 items.truncate(max);
                 return Ok((items, true));
             }
-            let answer = self.authorized_get(issuer, &path_and_query, scope, "application/json", MAX_LIST_BODY).await?;
+            let answer =
+                match self.authorized_get(issuer, &path_and_query, scope, "application/json", MAX_LIST_BODY).await {
+                    // A registry with a lower `catalog.maxentries` refuses our `n`; without one it
+                    // pages in its own size (min(100, maxentries)) and links the rest.
+                    Err(e) if matches!(e.kind(), ReadError::PageSizeRefused) && items.is_empty() && !own_page_size => {
+                        own_page_size = true;
+                        next = Some(path.to_string());
+                        continue;
+                    }
+                    answer => answer?,
+                };
             let mut body: serde_json::Value = serde_json::from_slice(&answer.body)
                 .map_err(|e| ReadError::BadAnswer(format!("not JSON: {e}")).at(path))?;
             let page = match body.get_mut(field).map(serde_json::Value::take) {
@@ -474,7 +489,12 @@ impl RegistryReader {
                 }
                 404 => return Err(ReadError::NotFound),
                 status => {
-                    let error = ReadError::BadAnswer(format!("answered {status}"));
+                    let code = error_code(&answer.body);
+                    let error = match code.as_deref() {
+                        Some("PAGINATION_NUMBER_INVALID") if status == 400 => ReadError::PageSizeRefused,
+                        Some(code) => ReadError::BadAnswer(format!("answered {status} {code}")),
+                        None => ReadError::BadAnswer(format!("answered {status}")),
+                    };
                     return Err(error.at(strip_query(path_and_query)));
                 }
             }
@@ -547,6 +567,15 @@ impl RegistryReader {
     }
 }
 
+/// The first `code` of a distribution error body (`{"errors":[{"code":"NAME_UNKNOWN",...}]}`),
+/// kept only when it looks like one (it goes into logs and pages).
+fn error_code(body: &[u8]) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = body.get("errors")?.get(0)?.get("code")?.as_str()?;
+    let plausible = !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    plausible.then(|| code.to_string())
+}
+
 fn strip_query(path_and_query: &str) -> &str {
     path_and_query.split('?').next().unwrap_or(path_and_query)
 }
@@ -574,4 +603,19 @@ fn pem_roots(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
         return Err("the registry CA file holds no certificate".into());
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_read_when_plausible() {
+        let body =
+            br#"{"errors":[{"code":"PAGINATION_NUMBER_INVALID","message":"invalid number","detail":{"n":1000}}]}"#;
+        assert_eq!(error_code(body).as_deref(), Some("PAGINATION_NUMBER_INVALID"));
+        assert_eq!(error_code(br#"{"errors":[{"code":"evil\ncode"}]}"#), None);
+        assert_eq!(error_code(b"<html>502</html>"), None);
+        assert_eq!(error_code(br#"{"errors":[]}"#), None);
+    }
 }
