@@ -218,11 +218,16 @@ fn reader_reads_catalog_tags_and_tag_details(version: Version, registry: &Regist
 /// gives a clear error that names no presigned signature.
 fn blob_reads_follow_redirects_to_storage(version: Version) {
     let pushed = pushed();
-    let storage = StorageServer::start(&pushed.data);
+    let storage = StorageServer::start(&pushed.data, "storage");
+    // 2.8.2 drops the baseurl's path (redirecting to /docker/...), 3.x keeps it.
     let middleware = format!(
-        "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: \"{}\"\n",
+        "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: \"{}storage/\"\n",
         storage.base_url()
     );
+    let blob_prefix = match version {
+        Version::V2_8_2 => "/docker/registry/v2/blobs/sha256/",
+        _ => "/storage/docker/registry/v2/blobs/sha256/",
+    };
     let registry = registry_on(version, &keys().cert, None, &middleware);
     let issuer = issuer(keys(), version);
     let reader = new_reader(&registry.url(), None, ReaderLimits::default());
@@ -239,8 +244,7 @@ fn blob_reads_follow_redirects_to_storage(version: Version) {
     // One config read per image, each from storage (the reader asks storage only when the
     // registry redirects), and not one with an Authorization header.
     let seen = storage.seen();
-    let blob_reads =
-        seen.iter().filter(|s| s.method == "GET" && s.path.starts_with("/docker/registry/v2/blobs/sha256/")).count();
+    let blob_reads = seen.iter().filter(|s| s.method == "GET" && s.path.starts_with(blob_prefix)).count();
     assert_eq!(blob_reads, 3, "{seen:#?}\n{}", logs());
     let no_token = |seen: &[crate::support::storage_server::Seen]| {
         assert!(!seen.is_empty());
@@ -267,7 +271,8 @@ fn blob_reads_follow_redirects_to_storage(version: Version) {
     assert!(err.to_string().contains("does not match its digest"), "{err}");
     let err = failure(Mode::Signed);
     assert!(matches!(err.kind(), ReadError::Storage(_)), "{err}");
-    assert!(err.to_string().contains(&format!("{}docker/registry/v2/blobs/sha256/", storage.base_url())), "{err}");
+    let storage_origin = storage.base_url().trim_end_matches('/').to_string();
+    assert!(err.to_string().contains(&format!("{storage_origin}{blob_prefix}")), "{err}");
     assert!(err.to_string().contains("answered 403"), "{err}");
     let seen = storage.seen();
     assert!(seen.iter().any(|s| s.path.contains(SIGNATURE)), "the presigned-style URL was followed: {seen:#?}");

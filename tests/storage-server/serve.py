@@ -7,7 +7,9 @@ and misbehaves on demand (the word in --mode-file, read per request):
   big     5 MiB of zeros            wrong   bytes that are not the blob
   signed  307 to the same path with a presigned-style query, which then answers 403
 
-Binds 127.0.0.1 on a free port and prints "PORT <n>" once listening. Standard library only.
+--strip-prefix P serves /P/<file> as /<file> (3.x keeps a path in the middleware's baseurl;
+2.8.2 drops it). Binds 127.0.0.1 on a free port and prints "PORT <n>" once listening.
+Standard library only.
 """
 import argparse
 import json
@@ -19,10 +21,16 @@ SIGNATURE = "X-Amz-Signature=storage-secret-signature"
 
 
 class Handler(SimpleHTTPRequestHandler):
-    def __init__(self, *args, log_path, mode_path, **kwargs):
+    def __init__(self, *args, log_path, mode_path, strip_prefix, **kwargs):
         self.log_path = log_path
         self.mode_path = mode_path
+        self.strip_prefix = strip_prefix
         super().__init__(*args, **kwargs)
+
+    def translate_path(self, path):
+        if self.strip_prefix and path.startswith(self.strip_prefix + "/"):
+            path = path[len(self.strip_prefix):]
+        return super().translate_path(path)
 
     def mode(self):
         try:
@@ -74,8 +82,12 @@ def main():
     parser.add_argument("--directory", required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--mode-file", required=True)
+    parser.add_argument("--strip-prefix", default="")
     args = parser.parse_args()
-    handler = partial(Handler, directory=args.directory, log_path=args.log, mode_path=args.mode_file)
+    prefix = "/" + args.strip_prefix.strip("/") if args.strip_prefix.strip("/") else ""
+    handler = partial(
+        Handler, directory=args.directory, log_path=args.log, mode_path=args.mode_file, strip_prefix=prefix
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()

@@ -42,8 +42,9 @@ pub struct Seen {
 }
 
 impl StorageServer {
-    /// Serves `root` (a registry's `rootdirectory`) on 127.0.0.1 and a free port.
-    pub fn start(root: &Path) -> StorageServer {
+    /// Serves `root` (a registry's `rootdirectory`) on 127.0.0.1 and a free port, also under
+    /// `/<prefix>/` when `prefix` is not empty.
+    pub fn start(root: &Path, prefix: &str) -> StorageServer {
         let dir = temp_dir("storage-server");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/storage-server/serve.py");
         let mut command = Command::new(require_program("python3"));
@@ -55,6 +56,8 @@ impl StorageServer {
             .arg(dir.path().join("requests.jsonl"))
             .arg("--mode-file")
             .arg(dir.path().join("mode"))
+            .arg("--strip-prefix")
+            .arg(prefix)
             .env("PYTHONDONTWRITEBYTECODE", "1");
         let mut process = ChildGuard::spawn("storage-server", command, dir.path());
         let port = process
