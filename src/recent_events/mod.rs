@@ -147,7 +147,7 @@ pub async fn recent(store: &SharedStore, filter: &Filter) -> Result<Vec<RecentEv
         items.iter().filter_map(|item| serde_json::from_slice::<RecentEvent>(item).ok()).collect();
     // Pushed in batches (a server's every 250 ms, the CLI's at once, other replicas' in
     // between), so list order is not time order: newest first by time, ties in list order.
-    events.sort_by(|a, b| b.at.cmp(&a.at));
+    events.sort_by_key(|e| std::cmp::Reverse(e.at));
     Ok(events.into_iter().filter(|e| filter.matches(e)).take(filter.limit()).collect())
 }
 
