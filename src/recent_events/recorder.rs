@@ -1,59 +1,75 @@
-//! The queue between the request path and the store: [`record`] costs one bounded
-//! channel send (no store round trip, no wait, no wake-up of another thread while events
-//! gather); one task drains the queue and writes what has gathered in the last 20 ms (at
-//! most the list's CAP newest: older ones would be trimmed at once, counted `superseded`).
-//! [`written`] lets a reader (the console's audit page) see every event recorded before it
-//! asked. Process-wide like the metrics, so reloads keep it.
+//! The hand-over between the request path and the store: [`record`] appends the event to
+//! an in-process ring of the list's CAP newest (an older one falls out, counted
+//! `superseded`: the list would trim it anyway) and goes on, with no store round trip and
+//! no wake-up of another thread except for the first event after a write. One task writes
+//! what the ring holds every [`GATHER`], so a busy server serialises at most CAP events per
+//! write whatever its rate. [`written`] lets a reader (the console's audit page, the stop)
+//! have every event recorded before it asked in the store. Process-wide like the metrics,
+//! so reloads keep it.
 use std::collections::VecDeque;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{append, RecentEvent, CAP};
 use crate::metrics;
 use crate::store::SharedStore;
 
-/// Events waiting at most; beyond it new events are dropped (and counted).
-pub const QUEUE_LEN: usize = 4096;
-/// How long events gather before they are written.
-const GATHER: Duration = Duration::from_millis(20);
+/// How long events gather before they are written (a page read does not wait for it).
+const GATHER: Duration = Duration::from_millis(250);
 /// Readers waiting for a write at most (each an operator's page view).
 const WAITERS: usize = 64;
 /// A reader waits this long at most for the write it asked for.
 const WAIT_BOUND: Duration = Duration::from_secs(2);
 
+#[derive(Default)]
+struct Ring {
+    events: VecDeque<RecentEvent>,
+    /// Fallen out since the last write (counted then: no metrics lock per event).
+    superseded: u64,
+}
+
 struct Recorder {
-    events: mpsc::Sender<RecentEvent>,
+    ring: Mutex<Ring>,
+    /// Told when the ring goes from empty to not empty.
+    first: Notify,
     waiters: mpsc::Sender<oneshot::Sender<()>>,
 }
 
 static RECORDER: OnceLock<Recorder> = OnceLock::new();
 
-/// Starts the drain task on the current tokio runtime, writing to `store`. The first call
-/// wins; later ones (there is one store per process) do nothing.
+/// Starts the writing task on the current tokio runtime, writing to `store`. The first
+/// call wins; later ones (there is one store per process) do nothing.
 pub fn start(store: SharedStore) {
-    let (events, receiver) = mpsc::channel(QUEUE_LEN);
     let (waiters, waiting) = mpsc::channel(WAITERS);
-    if RECORDER.set(Recorder { events, waiters }).is_ok() {
-        tokio::spawn(drain(receiver, waiting, store));
+    let ring = Ring { events: VecDeque::with_capacity(CAP), superseded: 0 };
+    let recorder = Recorder { ring: Mutex::new(ring), first: Notify::new(), waiters };
+    if RECORDER.set(recorder).is_ok() {
+        tokio::spawn(write_gathered(waiting, store));
     }
 }
 
-/// Queues the event `build` makes, if the recorder runs; never waits.
+/// Keeps the event `build` makes, if the recorder runs; never waits for the store.
 pub fn record(build: impl FnOnce() -> RecentEvent) {
     let Some(recorder) = RECORDER.get() else { return };
-    match recorder.events.try_send(build().bounded()) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => metrics::global().recent_events("dropped_queue_full", 1),
-        Err(TrySendError::Closed(_)) => metrics::global().recent_events("dropped_store_error", 1),
+    let event = build().bounded();
+    let mut ring = recorder.ring.lock().unwrap_or_else(|p| p.into_inner());
+    let was_empty = ring.events.is_empty();
+    if ring.events.len() == CAP {
+        ring.events.pop_front();
+        ring.superseded += 1;
+    }
+    ring.events.push_back(event);
+    drop(ring);
+    if was_empty {
+        recorder.first.notify_one();
     }
 }
 
-/// Returns once every event recorded before the call is in the store (or was dropped and
-/// counted), so a page read afterwards shows them; at once if the recorder does not run,
-/// and after [`WAIT_BOUND`] at most (the page then shows what the store has).
+/// Returns once every event recorded before the call is in the store (or failed to be
+/// written, counted), so a page read afterwards shows them; at once if the recorder does
+/// not run, and after [`WAIT_BOUND`] at most (the page then shows what the store has).
 pub async fn written() {
     let Some(recorder) = RECORDER.get() else { return };
     let (done, wait) = oneshot::channel();
@@ -62,71 +78,52 @@ pub async fn written() {
     }
 }
 
-async fn drain(
-    mut events: mpsc::Receiver<RecentEvent>,
-    mut waiting: mpsc::Receiver<oneshot::Sender<()>>,
-    store: SharedStore,
-) {
-    // The first event wakes the task; the ones that follow within GATHER are not polled for
-    // (a send to a channel nobody polls wakes no one) but taken in one go afterwards, for one
-    // store write: a wake-up and a write per event cost ~20 µs of CPU per token at 20k/s.
+async fn write_gathered(mut waiting: mpsc::Receiver<oneshot::Sender<()>>, store: SharedStore) {
+    let Some(recorder) = RECORDER.get() else { return };
+    let mut batch = VecDeque::with_capacity(CAP);
     // `waiting` never ends: its sender lives in a static.
-    let mut pending: VecDeque<RecentEvent> = VecDeque::with_capacity(CAP);
-    let mut open = true;
-    while open {
+    loop {
+        let empty = recorder.ring.lock().unwrap_or_else(|p| p.into_inner()).events.is_empty();
         let mut waiter = None;
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => {
-                    keep(&mut pending, event);
-                    tokio::select! {
-                        _ = tokio::time::sleep(GATHER) => {}
-                        asked = waiting.recv() => waiter = asked,
-                    }
-                }
-                None => open = false,
-            },
-            asked = waiting.recv() => waiter = asked,
+        if empty {
+            tokio::select! {
+                _ = recorder.first.notified() => {}
+                asked = waiting.recv() => waiter = asked,
+            }
         }
-        open &= take_queued(&mut events, &mut pending);
-        flush(&store, &mut pending).await;
+        if waiter.is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(GATHER) => {}
+                asked = waiting.recv() => waiter = asked,
+            }
+        }
+        let superseded = {
+            let mut ring = recorder.ring.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::swap(&mut ring.events, &mut batch);
+            std::mem::take(&mut ring.superseded)
+        };
+        if superseded > 0 {
+            metrics::global().recent_events("superseded", superseded);
+        }
+        write(&store, &mut batch).await;
         if let Some(waiter) = waiter {
             let _ = waiter.send(());
         }
     }
 }
 
-/// Moves what the queue holds into `pending`; false once every sender is gone.
-fn take_queued(events: &mut mpsc::Receiver<RecentEvent>, pending: &mut VecDeque<RecentEvent>) -> bool {
-    loop {
-        match events.try_recv() {
-            Ok(event) => keep(pending, event),
-            Err(TryRecvError::Empty) => return true,
-            Err(TryRecvError::Disconnected) => return false,
-        }
-    }
-}
-
-fn keep(pending: &mut VecDeque<RecentEvent>, event: RecentEvent) {
-    if pending.len() == CAP {
-        pending.pop_front();
-        metrics::global().recent_events("superseded", 1);
-    }
-    pending.push_back(event);
-}
-
-/// Writes what has gathered, oldest first.
-async fn flush(store: &SharedStore, pending: &mut VecDeque<RecentEvent>) {
-    if pending.is_empty() {
+/// Writes `batch`, oldest first, and empties it.
+async fn write(store: &SharedStore, batch: &mut VecDeque<RecentEvent>) {
+    if batch.is_empty() {
         return;
     }
-    let n = pending.len() as u64;
-    match append(store, pending.make_contiguous()).await {
+    let n = batch.len() as u64;
+    match append(store, batch.make_contiguous()).await {
         Ok(()) => metrics::global().recent_events("stored", n),
         Err(e) => {
             metrics::global().recent_events("dropped_store_error", n);
             tracing::warn!(store = %store.describe(), events = n, "recent audit events not kept (the log has them): {e}");
         }
     }
-    pending.clear();
+    batch.clear();
 }
