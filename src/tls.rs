@@ -33,7 +33,7 @@ pub fn server_tls(
     match builder?.with_single_cert(certs, private_key) {
         Ok(mut config) => {
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            enable_resumption(&mut config, diags)?;
+            listener_defaults(&mut config, diags)?;
             Some(config)
         }
         Err(e) => {
@@ -53,12 +53,31 @@ pub fn acme_server_tls(
     diags: &mut Diagnostics,
 ) -> Option<rustls::ServerConfig> {
     let mut config = builder(server, diags)?.with_cert_resolver(resolver);
-    enable_resumption(&mut config, diags)?;
+    listener_defaults(&mut config, diags)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec(), crate::acme::ACME_TLS_ALPN.to_vec()];
     Some(config)
 }
 
 type Builder = rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>;
+
+/// The suite order docker_auth's Go server uses: AES-128-GCM first, whatever order the
+/// client lists (Go's TLS 1.3 server picks from its own list). rustls follows the client
+/// by default, and OpenSSL clients list AES-256-GCM-SHA384 first, whose SHA-384 key
+/// schedule (no SHA-512 instructions on x86-64) was 13 % of a new connection's CPU; Go
+/// clients (docker, containerd, skopeo) list AES-128-GCM first anyway. TLS 1.2 suites
+/// keep an operator's `tls_cipher_suites` order (`tls12_too` false).
+fn go_suite_order(suites: &mut [SupportedCipherSuite], tls12_too: bool) {
+    use rustls::CipherSuite as S;
+    suites.sort_by_key(|suite| match suite.suite() {
+        S::TLS13_AES_128_GCM_SHA256 => 0,
+        S::TLS13_AES_256_GCM_SHA384 => 1,
+        S::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+        _ if !tls12_too => 3,
+        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 3,
+        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 | S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => 4,
+        _ => 5,
+    });
+}
 
 fn builder(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Builder> {
     let mut provider = aws_lc_rs::default_provider();
@@ -68,6 +87,7 @@ fn builder(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Builder> {
     if !server.tls_cipher_suites.is_empty() {
         provider.cipher_suites = cipher_suites(server, diags)?;
     }
+    go_suite_order(&mut provider.cipher_suites, server.tls_cipher_suites.is_empty());
     let versions = versions(server, diags);
     match rustls::ServerConfig::builder_with_provider(Arc::new(provider)).with_protocol_versions(versions) {
         Ok(builder) => Some(builder.with_no_client_auth()),
@@ -82,9 +102,14 @@ fn builder(server: &ServerConfig, diags: &mut Diagnostics) -> Option<Builder> {
 /// under ~2 MB however many clients connect (the oldest entries are evicted).
 const SESSION_CACHE_ENTRIES: usize = 4096;
 
-/// A resumed handshake skips the certificate signature and the key exchange's verification
+/// The server picks the suite (see [`go_suite_order`]) and sessions resume. A resumed
+/// handshake skips the certificate signature and the key exchange's verification
 /// work, which is most of a new connection's cost (docs/performance.md).
-fn enable_resumption(config: &mut rustls::ServerConfig, diags: &mut Diagnostics) -> Option<()> {
+fn listener_defaults(config: &mut rustls::ServerConfig, diags: &mut Diagnostics) -> Option<()> {
+    config.ignore_client_order = true; // see go_suite_order
+                                       // One TLS 1.3 ticket per handshake, as Go sends (rustls' default is 2): a client
+                                       // resumes with one, and most docker clients keep none, so the second was work for nothing.
+    config.send_tls13_tickets = 1;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     match aws_lc_rs::Ticketer::new() {
         Ok(ticketer) => {

@@ -75,3 +75,25 @@ fn tls12_second_connection_resumes_by_session_id_when_the_client_refuses_tickets
     assert!(first.contains("New, TLSv1.2") && !first.contains(TICKET_ISSUED), "{first}");
     assert!(second.contains("Reused, TLSv1.2"), "{second}");
 }
+
+/// The server's suite order wins, as on docker_auth's Go server: an OpenSSL client that
+/// lists AES-256-GCM first gets AES-128-GCM, on TLS 1.3 and 1.2; one TLS 1.3 ticket.
+#[test]
+fn the_server_picks_aes_128_gcm_and_sends_one_ticket() {
+    let dir = temp_dir("tls-suites");
+    let file = dir.path().join("session.pem");
+    let server = server();
+    let tls13 = connect(
+        &server,
+        &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"],
+        ("-sess_out", &file),
+    );
+    assert!(tls13.contains("Cipher is TLS_AES_128_GCM_SHA256"), "{tls13}");
+    assert_eq!(tls13.matches("Post-Handshake New Session Ticket arrived").count(), 1, "{tls13}");
+    let tls12 = connect(
+        &server,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"],
+        ("-sess_out", &file),
+    );
+    assert!(tls12.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"), "{tls12}");
+}
