@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex};
 /// Most keys kept; beyond it the map starts over.
 const MAX_KEYS: usize = 10_000;
 
+/// The stored bytes a value was decoded from, and the value.
+type Entry<T> = (Vec<u8>, Arc<T>);
+
 pub struct DecodedRecords<T> {
-    map: Mutex<HashMap<String, (Vec<u8>, Arc<T>)>>,
+    map: Mutex<HashMap<String, Entry<T>>>,
 }
 
 impl<T> Default for DecodedRecords<T> {
