@@ -11,7 +11,9 @@
 # bcrypt-5 user, served from the credential cache after the first login), `robot` (S10: a
 # robot's Basic login, embedded store), `refresh` (S8: the identity-token refresh grant,
 # embedded store), `refresh-redis` (S9: the same on a private redis-server; only our
-# process is counted, not redis-server). KEY=rsa signs with an RSA-2048 key instead of EC
+# process is counted, not redis-server), `web` (S13: a web sign-in's generated password,
+# docker_auth's `t:<account>` record imported from a level_token_db into the embedded
+# store), `web-redis` (S14: the same record in Redis). KEY=rsa signs with an RSA-2048 key instead of EC
 # P-256: `anon` is then S1, `user` S2.
 #
 #   bench/profile_token.sh                  # 2,000 tokens
@@ -71,18 +73,37 @@ $(for i in $(seq 0 8); do printf '  - match: {account: "team%d-*", name: "team%d
   - match: {type: "repository"}
     actions: ["pull", "push"]
 EOF
+start_redis() {
+  redis_port=$(free_port)
+  mkdir -p "$work/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" --save '' --appendonly no >"$work/log/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  printf 'store:\n  redis:\n    addr: "127.0.0.1:%s"\n' "$redis_port" >> "$work/config.yml"
+}
+# S13/S14 as bench/run.sh seeds them: valid_until far ahead, so the provider (a closed
+# loopback port) is never asked.
+web_config() {
+  printf 'oidc_auth:\n  issuer: "http://127.0.0.1:%s"\n  redirect_url: "http://127.0.0.1:%s/oidc_auth"\n' "$(free_port)" "$port" >> "$work/config.yml"
+  printf '  client_id: bench\n  client_secret: bench\n' >> "$work/config.yml"
+  record=$(printf '{"token_type":"Bearer","access_token":"bench","valid_until":"2099-01-01T00:00:00Z","docker_password":"%s","labels":{"groups":["bench"]}}' "$hash5")
+}
 case $SCENARIO in
   anon | user) ;;
   robot | refresh) printf 'store:\n  path: "%s/data"\n' "$work" >> "$work/config.yml" ;;
-  refresh-redis)
-    redis_port=$(free_port)
-    mkdir -p "$work/redis"
-    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" --save '' --appendonly no >"$work/log/redis.log" 2>&1 &
-    redis_pid=$!
-    for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-    printf 'store:\n  redis:\n    addr: "127.0.0.1:%s"\n' "$redis_port" >> "$work/config.yml"
+  refresh-redis) start_redis ;;
+  web)
+    web_config
+    printf '{"web@bench.example": %s}' "$record" | /usr/bin/python3 tests/leveldb/write_token_db.py "$work/tokens.ldb"
+    printf '  level_token_db:\n    path: "%s/tokens.ldb"\n    mode: import\n' "$work" >> "$work/config.yml"
+    printf 'store:\n  path: "%s/data"\n' "$work" >> "$work/config.yml"
     ;;
-  *) echo "unknown SCENARIO $SCENARIO (anon, user, robot, refresh, refresh-redis)" >&2; exit 2 ;;
+  web-redis)
+    web_config
+    start_redis
+    redis-cli -p "$redis_port" SET 't:web@bench.example' "$record" >/dev/null
+    ;;
+  *) echo "unknown SCENARIO $SCENARIO (anon, user, robot, refresh, refresh-redis, web, web-redis)" >&2; exit 2 ;;
 esac
 
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$BIN" serve "$work/config.yml" \
@@ -112,6 +133,8 @@ method, path, headers, body = "GET", "/auth?service=registry&scope=repository:be
 basic = lambda text: {"Authorization": "Basic " + base64.b64encode(text.encode()).decode()}
 if scenario == "user":
     headers = basic("user5:benchpw")
+elif scenario.startswith("web"):
+    headers = basic("web@bench.example:benchpw")
 elif scenario == "robot":
     headers = basic(credential)
 elif scenario.startswith("refresh"):

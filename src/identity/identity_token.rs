@@ -7,7 +7,8 @@
 //! that recording a use never rewrites (or resurrects) the token record. The index
 //! `it-all` lists every token, `it-acct:<sha256(account)>` one account's (at most
 //! [`MAX_PER_ACCOUNT`]: each `docker login` makes a new one). Nothing is cached in the
-//! process: a revocation is seen by every replica on its next request.
+//! process but decoded records, by their stored bytes: a revocation is seen by every
+//! replica on its next request.
 //!
 //! An exchange reads `it:` and `itu:` together ([`Store::get_many`](crate::store::Store::get_many):
 //! one Redis round trip, also on a cluster, where the two keys live in different slots) and
@@ -26,6 +27,7 @@ use super::records::{now_unix, secs, ttl_until, MAX_LISTED};
 use super::secret_hasher::SecretHasher;
 use crate::metrics;
 use crate::request::Labels;
+use crate::store::decoded::DecodedRecords;
 use crate::store::{SharedStore, StoreError, StoreExt as _};
 
 /// Defaults: three months of life, one month without use.
@@ -128,6 +130,9 @@ pub struct IdentityTokens {
     /// When this process last started writing each token's use (unix seconds), so that
     /// concurrent exchanges of one token write it once, not once each.
     touched: Mutex<HashMap<String, i64>>,
+    /// The last decoded record of each token, by stored bytes (every exchange still reads
+    /// the store: a revocation is seen at once, by every replica).
+    decoded: DecodedRecords<TokenRecord>,
 }
 
 /// A token's records as read for an exchange or a listing.
@@ -156,7 +161,13 @@ fn account_index(account: &str) -> String {
 
 impl IdentityTokens {
     pub fn new(store: SharedStore, hasher: Arc<SecretHasher>, config: IdentityTokenConfig) -> IdentityTokens {
-        IdentityTokens { store, hasher, config, touched: Mutex::new(HashMap::new()) }
+        IdentityTokens {
+            store,
+            hasher,
+            config,
+            touched: Mutex::new(HashMap::new()),
+            decoded: DecodedRecords::default(),
+        }
     }
 
     /// Issues a token for an account that just proved its password; returns it and its id.
@@ -229,11 +240,14 @@ impl IdentityTokens {
         let (record_key, used_key) = (record_key(&digest), used_key(&digest));
         let mut values = self.store.get_many(&[&record_key, &used_key]).await?.into_iter();
         let (Some(record), used) = (values.next().flatten(), values.next().flatten()) else { return Ok(None) };
-        let record = serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt {
-            store: self.store.describe().to_string(),
-            key: record_key,
-            reason: e.to_string(),
+        let record = self.decoded.get(&record_key, record, |raw| serde_json::from_slice(raw)).map_err(|e| {
+            StoreError::Corrupt {
+                store: self.store.describe().to_string(),
+                key: record_key.clone(),
+                reason: e.to_string(),
+            }
         })?;
+        let record = TokenRecord::clone(&record);
         let last_used = used.and_then(|b| std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()));
         Ok(Some(Found { digest, record, last_used }))
     }

@@ -68,19 +68,27 @@ impl Lockout {
             return Ok(());
         }
         let (ip, account) = self.keys(attempt);
-        let by_ip = async {
-            match &ip {
-                Some(key) => self.read(key).await,
-                None => None,
+        // Both values in one store call (one Redis round trip); the time left in a window
+        // is asked only for a counter at its limit.
+        let subjects = [
+            (ip.as_deref(), self.config.max_failures_per_ip, Scope::Ip),
+            (Some(account.as_str()), self.config.max_failures_per_account, Scope::Account),
+        ];
+        let keys: Vec<&str> = subjects.iter().filter_map(|(key, _, _)| *key).collect();
+        let mut values = match self.store.count_values(&keys).await {
+            Ok(values) => values.into_iter(),
+            Err(e) => {
+                self.skipped("check", &e.to_string());
+                return Ok(());
             }
         };
-        let (ip_count, account_count) = tokio::join!(by_ip, self.read(&account));
         let mut retry_after = None;
-        for (count, limit, scope) in [
-            (ip_count, self.config.max_failures_per_ip, Scope::Ip),
-            (account_count, self.config.max_failures_per_account, Scope::Account),
-        ] {
-            if let Some(count) = count.filter(|c| c.count >= limit) {
+        for (key, limit, scope) in subjects {
+            let Some(key) = key else { continue };
+            if values.next().flatten().is_none_or(|count| count < limit) {
+                continue;
+            }
+            if let Some(count) = self.read(key).await.filter(|c| c.count >= limit) {
                 metrics::global().lockout_refused(scope.as_str());
                 retry_after = retry_after.max(Some(count.resets_in));
             }

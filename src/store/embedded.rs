@@ -14,8 +14,9 @@
 //! [`Counters`]): a fsync per failed login would cost more than the login, and a restart
 //! forgetting the counts of at most one window is acceptable (state.md).
 //!
-//! Reads run inline (a B-tree lookup in redb's page cache); writes, which fsync, run on
-//! tokio's blocking threads.
+//! Reads run inline (a B-tree lookup in redb's page cache, or the [`ReadCache`] of
+//! records read lately, which every record write invalidates before it is acknowledged);
+//! writes, which fsync, run on tokio's blocking threads.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::memory::Counters;
+use super::read_cache::ReadCache;
 use super::{
     check_key, check_push, check_value, expiry_millis, now_millis, Count, Store, StoreError, MAX_LIST, MAX_LIST_ITEMS,
 };
@@ -42,6 +44,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     describe: String,
     counters: Counters,
+    /// Records read lately, by key (stored bytes: expiry and value).
+    cache: Arc<ReadCache>,
 }
 
 impl EmbeddedStore {
@@ -58,7 +62,7 @@ impl EmbeddedStore {
             other => unavailable(&describe, other.to_string()),
         })?;
         restrict_file(&file);
-        let store = EmbeddedStore { db: Arc::new(db), describe, counters: Counters::default() };
+        let store = EmbeddedStore { db: Arc::new(db), describe, counters: Counters::default(), cache: Arc::default() };
         store.create_tables()?;
         spawn_sweeper(Arc::downgrade(&store.db), store.describe.clone());
         Ok(store)
@@ -79,15 +83,41 @@ impl EmbeddedStore {
     }
 
     /// Runs `f` in one write transaction on a blocking thread and commits it (fsync).
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// `record`: the key of the record it writes, forgotten by the read cache once the
+    /// transaction ended, in the same task (so even when the caller stops waiting).
+    async fn write<T, F>(&self, record: Option<String>, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error> + Send + 'static,
         T: Send + 'static,
     {
         let db = self.db.clone();
         let describe = self.describe.clone();
-        let task = tokio::task::spawn_blocking(move || write_txn(&db, &describe, f));
+        let cache = self.cache.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let result = write_txn(&db, &describe, f);
+            if let Some(key) = record {
+                cache.invalidate(&key);
+            }
+            result
+        });
         task.await.map_err(|e| unavailable(&self.describe, format!("write interrupted: {e}")))?
+    }
+
+    /// The live value of `key` in `table`, through the read cache.
+    fn read_record(
+        &self,
+        table: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        generation: u64,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, redb::Error> {
+        let Some(stored) = table.get(key)? else { return Ok(None) };
+        let stored = stored.value();
+        self.cache.insert(generation, key, stored);
+        Ok(live_value(stored).map(<[u8]>::to_vec))
+    }
+
+    fn cached(&self, key: &str) -> Option<Option<Vec<u8>>> {
+        self.cache.get(key).map(|stored| live_value(&stored).map(<[u8]>::to_vec))
     }
 
     /// A conditional write of one record: `decide` sees the live current value.
@@ -103,7 +133,7 @@ impl EmbeddedStore {
         check_value(&self.describe, value)?;
         let (key, mut stored) = (key.to_string(), expiry_millis(ttl).to_le_bytes().to_vec());
         stored.extend_from_slice(value);
-        self.write(move |txn| {
+        self.write(Some(key.clone()), move |txn| {
             let mut table = txn.open_table(RECORDS)?;
             let current = table.get(key.as_str())?.and_then(|v| live_value(v.value()).map(<[u8]>::to_vec));
             if !decide(current.as_deref(), &expected) {
@@ -204,11 +234,13 @@ impl Store for EmbeddedStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(&self.describe, key)?;
+        if let Some(value) = self.cached(key) {
+            return Ok(value);
+        }
         let read = || -> Result<Option<Vec<u8>>, redb::Error> {
+            let generation = self.cache.generation();
             let txn = self.db.begin_read()?;
-            let table = txn.open_table(RECORDS)?;
-            let value = table.get(key)?;
-            Ok(value.and_then(|v| live_value(v.value()).map(<[u8]>::to_vec)))
+            self.read_record(&txn.open_table(RECORDS)?, generation, key)
         };
         read().map_err(|e| unavailable(&self.describe, e.to_string()))
     }
@@ -217,14 +249,16 @@ impl Store for EmbeddedStore {
         for key in keys {
             check_key(&self.describe, key)?;
         }
+        // All cached (the common case of a record read again): no read transaction.
+        let cached: Option<Vec<_>> = keys.iter().map(|key| self.cached(key)).collect();
+        if let Some(values) = cached {
+            return Ok(values);
+        }
         let read = || -> Result<Vec<Option<Vec<u8>>>, redb::Error> {
+            let generation = self.cache.generation();
             let txn = self.db.begin_read()?;
             let table = txn.open_table(RECORDS)?;
-            let mut values = Vec::with_capacity(keys.len());
-            for key in keys {
-                values.push(table.get(*key)?.and_then(|v| live_value(v.value()).map(<[u8]>::to_vec)));
-            }
-            Ok(values)
+            keys.iter().map(|key| self.read_record(&table, generation, key)).collect()
         };
         read().map_err(|e| unavailable(&self.describe, e.to_string()))
     }
@@ -250,7 +284,7 @@ impl Store for EmbeddedStore {
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         check_key(&self.describe, key)?;
         let key = key.to_string();
-        self.write(move |txn| {
+        self.write(Some(key.clone()), move |txn| {
             let mut table = txn.open_table(RECORDS)?;
             let removed = table.remove(key.as_str())?;
             Ok(removed.is_some_and(|v| live_value(v.value()).is_some()))
@@ -270,7 +304,7 @@ impl Store for EmbeddedStore {
         check_key(&self.describe, index)?;
         check_key(&self.describe, member)?;
         let (index, member, expires) = (index.to_string(), member.to_string(), expiry_millis(ttl));
-        self.write(move |txn| {
+        self.write(None, move |txn| {
             txn.open_table(INDEXES)?.insert((index.as_str(), member.as_str()), expires)?;
             Ok(())
         })
@@ -280,7 +314,7 @@ impl Store for EmbeddedStore {
     async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
         check_key(&self.describe, index)?;
         let (index, member) = (index.to_string(), member.to_string());
-        self.write(move |txn| {
+        self.write(None, move |txn| {
             txn.open_table(INDEXES)?.remove((index.as_str(), member.as_str()))?;
             Ok(())
         })
@@ -317,7 +351,7 @@ impl Store for EmbeddedStore {
     async fn list_push(&self, key: &str, items: &[Vec<u8>], cap: usize) -> Result<(), StoreError> {
         check_push(&self.describe, key, items, cap)?;
         let (key, items) = (key.to_string(), items.to_vec());
-        self.write(move |txn| {
+        self.write(None, move |txn| {
             let mut table = txn.open_table(LISTS)?;
             let range = (key.as_str(), 0)..=(key.as_str(), u64::MAX);
             let (mut oldest, newest) = {
@@ -363,5 +397,64 @@ impl Store for EmbeddedStore {
             Ok(())
         };
         read().map_err(|e| unavailable(&self.describe, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record write is seen by the very next read, however often the record was read
+    /// (and cached) before: the read cache must never answer a revoked or replaced value.
+    #[tokio::test]
+    async fn reads_after_every_kind_of_write_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.put("r", b"one", None).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(store.get("r").await.unwrap().as_deref(), Some(&b"one"[..]));
+        }
+        assert!(store.cache.get("r").is_some(), "read again from the cache");
+        store.put("r", b"two", None).await.unwrap();
+        assert_eq!(store.get("r").await.unwrap().as_deref(), Some(&b"two"[..]));
+        assert!(store.compare_and_swap("r", b"two", b"three", None).await.unwrap());
+        assert_eq!(store.get_many(&["r"]).await.unwrap(), [Some(b"three".to_vec())]);
+        assert!(store.delete("r").await.unwrap());
+        assert_eq!(store.get("r").await.unwrap(), None);
+        assert_eq!(store.get_many(&["r", "r"]).await.unwrap(), [None, None]);
+        assert!(store.put_if_absent("r", b"four", None).await.unwrap());
+        assert_eq!(store.get("r").await.unwrap().as_deref(), Some(&b"four"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_cached_record_still_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.put("short", b"v", Some(Duration::from_millis(150))).await.unwrap();
+        assert!(store.get("short").await.unwrap().is_some());
+        assert!(store.cache.get("short").is_some());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.get("short").await.unwrap(), None);
+        assert_eq!(store.get_many(&["short"]).await.unwrap(), [None]);
+    }
+
+    /// A write the caller stopped waiting for (a client that hung up) still invalidates.
+    #[tokio::test]
+    async fn an_abandoned_write_still_invalidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.put("r", b"old", None).await.unwrap();
+        assert!(store.get("r").await.unwrap().is_some());
+        // Polled once (the blocking task starts), then dropped.
+        let abandoned = tokio::time::timeout(Duration::ZERO, store.delete("r")).await;
+        assert!(abandoned.is_err(), "the fsync cannot be done within one poll");
+        // The commit goes on in its blocking task; once it is on disk, no read sees the old value.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.db.begin_read().unwrap().open_table(RECORDS).unwrap().get("r").unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.get("r").await.unwrap(), None);
     }
 }

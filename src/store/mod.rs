@@ -17,9 +17,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub mod admin;
+pub mod decoded;
 pub mod embedded;
 pub mod memory;
 pub mod open;
+mod read_cache;
 pub mod redis;
 pub mod runtime;
 
@@ -129,6 +131,16 @@ pub trait Store: Send + Sync {
     async fn increment(&self, key: &str, window: Duration) -> Result<Count, StoreError>;
     /// The counter at `key` without changing it; `None` when absent or expired.
     async fn count(&self, key: &str) -> Result<Option<Count>, StoreError>;
+    /// The values of several counters, in the order of `keys` (`None` for each absent
+    /// one), without the time left in their windows (ask [`Store::count`] for that): one
+    /// round trip on Redis (an MGET, where two `count`s are two scripts).
+    async fn count_values(&self, keys: &[&str]) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.count(key).await?.map(|c| c.count));
+        }
+        Ok(values)
+    }
 
     /// Adds `member` to the set `index` (or refreshes its expiry). An index is how records
     /// are listed: there is no key scan (a Redis SCAN walks every key of every node).

@@ -289,6 +289,21 @@ impl Store for RedisStore {
         Ok(found.map(|(count, ttl)| Count { count, resets_in: Duration::from_millis(ttl.max(0) as u64) }))
     }
 
+    async fn count_values(&self, keys: &[&str]) -> Result<Vec<Option<u64>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key)?);
+        }
+        let values: Vec<Option<u64>> = self.query(cmd).await?;
+        if values.len() != keys.len() {
+            return Err(self.fail(format!("MGET of {} counters answered {} values", keys.len(), values.len())));
+        }
+        Ok(values)
+    }
+
     async fn index_add(&self, index: &str, member: &str, ttl: Option<Duration>) -> Result<(), StoreError> {
         check_key(&self.describe, member)?;
         let now = now_millis();

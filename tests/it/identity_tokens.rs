@@ -274,3 +274,68 @@ fn two_replicas_on_one_redis() {
         assert_eq!(robot_status(server), 401);
     }
 }
+
+/// The embedded engine keeps the records it read lately (one process owns the file, and
+/// every write goes through it, the CLI's through the admin socket); Redis keeps nothing.
+/// Either way, after many reads of a token and a robot, a revocation or rotation with the
+/// CLI is refused on the very next request, at every replica.
+fn revoked_after_repeated_reads_is_refused_at_once(servers: &[&crate::auth_server::AuthServer]) {
+    use crate::stored_creds::{cli, printed_secret};
+
+    let http = ureq::AgentBuilder::new().build();
+    let first = servers[0];
+    let req = http.get(&first.realm()).query("service", SERVICE).query("offline_token", "true");
+    let (status, body) = call(req.set("Authorization", &basic("test", "123")), None);
+    assert_eq!(status, 200, "{body}");
+    let token = body["refresh_token"].as_str().unwrap().to_string();
+    let (ok, out, err) = cli(first, &["robot", "create", "cached", "--scope", "repository:team/*:pull"]);
+    assert!(ok, "{err}");
+    let secret = printed_secret(&out);
+    let robot = |server: &crate::auth_server::AuthServer, secret: &str| {
+        let req = http.get(&server.realm()).query("service", SERVICE).query("scope", "repository:team/x:pull");
+        call(req.set("Authorization", &basic("robot$cached", secret)), None).0
+    };
+    let reads = |secret: &str| {
+        for server in servers {
+            for _ in 0..5 {
+                assert_eq!(exchange(&server.realm(), &token, "repository:test/app:pull").0, 200);
+                assert_eq!(robot(server, secret), 200);
+            }
+        }
+    };
+    reads(&secret);
+    let (ok, out, err) = cli(first, &["robot", "rotate", "cached"]);
+    assert!(ok, "{err}");
+    let rotated = printed_secret(&out);
+    for server in servers {
+        assert_eq!(robot(server, &secret), 401, "the old secret right after the rotation");
+    }
+    reads(&rotated);
+    let last = servers[servers.len() - 1];
+    let (ok, _, err) = cli(last, &["identity-tokens", "revoke", "--account", "test"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(last, &["robot", "revoke", "cached"]);
+    assert!(ok, "{err}");
+    for server in servers {
+        assert_invalid_grant(exchange(&server.realm(), &token, "repository:test/app:pull"));
+        assert_eq!(robot(server, &rotated), 401);
+    }
+}
+
+#[test]
+fn revoked_after_repeated_reads_embedded() {
+    let f = Fixture::start(&Engine::Embedded, "");
+    revoked_after_repeated_reads_is_refused_at_once(&[&f.server]);
+}
+
+#[test]
+fn revoked_after_repeated_reads_two_replicas_on_redis() {
+    use crate::common::{KeyKind, Keys};
+    use crate::stored_creds::{config, start_server};
+
+    let redis = crate::support::redis::RedisServer::start();
+    let keys = Keys::new(KeyKind::EcP256);
+    let yaml = config(&keys, &Engine::Redis { addr: redis.addr(), prefix: "cached:".to_string() }, "");
+    let (a, b) = (start_server(&yaml, false), start_server(&yaml, false));
+    revoked_after_repeated_reads_is_refused_at_once(&[&a, &b]);
+}

@@ -11,6 +11,7 @@ use rand::Rng as _;
 use super::level_db::LevelDir;
 use super::provider::{record_key, SignedIn, TokenRecord, UpstreamTokens};
 use crate::secret::Secret;
+use crate::store::decoded::DecodedRecords;
 use crate::store::{SharedStore, StoreError, StoreExt as _};
 
 /// docker_auth generates 16 alphanumeric characters (95 bits); 24 make ≥ 128 bits (state.md).
@@ -48,11 +49,13 @@ pub struct TokenDb {
     hash_cost: u32,
     /// Providers (`google`, `oidc`...) whose `level_token_db` is used directly.
     direct: Vec<(String, Arc<LevelDir>)>,
+    /// The last decoded record of each account, by stored bytes ([`TokenDb::get_shared`]).
+    decoded: DecodedRecords<TokenRecord>,
 }
 
 impl TokenDb {
     pub fn new(store: SharedStore, hash_cost: u32) -> TokenDb {
-        TokenDb { store, hash_cost, direct: Vec::new() }
+        TokenDb { store, hash_cost, direct: Vec::new(), decoded: DecodedRecords::default() }
     }
 
     /// `provider`'s records live in `dir`, not in the store.
@@ -72,6 +75,23 @@ impl TokenDb {
         serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
             store: dir.describe(),
             key: record_key(account),
+            reason: e.to_string(),
+        })
+    }
+
+    /// As [`TokenDb::get`], for the login path: read from the store at every call (a new
+    /// sign-in or a revalidation is seen at once, by every replica), decoded only when
+    /// the stored bytes changed.
+    pub async fn get_shared(&self, provider: &str, account: &str) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+        if self.level_of(provider).is_some() {
+            return Ok(self.get(provider, account).await?.map(Arc::new));
+        }
+        let key = record_key(account);
+        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+        let decoded = self.decoded.get(&key, raw, |raw| serde_json::from_slice(raw));
+        decoded.map(Some).map_err(|e| StoreError::Corrupt {
+            store: self.store.describe().to_string(),
+            key,
             reason: e.to_string(),
         })
     }

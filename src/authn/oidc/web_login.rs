@@ -39,10 +39,10 @@ impl WebLoginAuth {
 
     /// The account's record if this provider wrote it (or docker_auth did, without saying
     /// which provider): another provider's record is another provider's to check.
-    async fn record(&self, account: &str) -> Result<Option<TokenRecord>, AuthnError> {
+    async fn record(&self, account: &str) -> Result<Option<Arc<TokenRecord>>, AuthnError> {
         let record = self
             .db
-            .get(self.provider.name(), account)
+            .get_shared(self.provider.name(), account)
             .await
             .map_err(|e| AuthnError(format!("web sign-in record unavailable: {e}")))?;
         Ok(record.filter(|r| r.provider.is_empty() || r.provider == self.provider.name()))
