@@ -111,7 +111,10 @@ fn serve(path: &Path) -> ExitCode {
         if let Some(acme) = built.acme {
             actix_web::rt::spawn(acme.run());
         }
-        server::run(&config.server, built.tls, handle).await
+        let result = server::run(&config.server, built.tls, handle).await;
+        // The events of the last moments into the store's list, so that a restart keeps them.
+        recent_events::recorder::written().await;
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

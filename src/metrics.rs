@@ -55,8 +55,8 @@ struct Inner {
     identity_tokens_refused: BTreeMap<&'static str, u64>,
     identity_tokens_revoked: BTreeMap<&'static str, u64>,
     robot_logins: BTreeMap<&'static str, u64>,
-    /// Audit events for the store's recent-events list: `stored`, `dropped_queue_full`,
-    /// `dropped_store_error`.
+    /// Audit events for the store's recent-events list: `stored`, `superseded` (fell out
+    /// of the in-process ring before a write, as the list would have trimmed it), `dropped_store_error`.
     recent_events: BTreeMap<&'static str, u64>,
 }
 
@@ -117,7 +117,7 @@ impl Metrics {
         self.with(|m| *m.credential_cache.entry(result).or_default() += 1);
     }
 
-    /// `n` audit events kept in (`stored`) or lost for (`dropped_queue_full`,
+    /// `n` audit events kept in (`stored`) or not kept in (`superseded`,
     /// `dropped_store_error`) the store's recent-events list.
     pub fn recent_events(&self, result: &'static str, n: u64) {
         self.with(|m| *m.recent_events.entry(result).or_default() += n);
@@ -225,7 +225,7 @@ impl Metrics {
             );
             render_lockout(&mut out, m);
             let mut recent = m.recent_events.clone();
-            for result in ["stored", "dropped_queue_full", "dropped_store_error"] {
+            for result in ["stored", "superseded", "dropped_store_error"] {
                 recent.entry(result).or_default();
             }
             counter(

@@ -3,20 +3,22 @@
 //! Nothing logs passwords, tokens or Authorization headers; requests are not dumped.
 //! Client-supplied text is escaped in the text format ([`text_fields`]).
 //!
-//! The server (`serve`) writes its lines through a non-blocking writer: a request thread
-//! formats its audit line and hands it to a bounded queue, and one thread of its own
-//! (`log-writer`) writes the queue to stderr, many lines per `write` under load. When the
-//! queue is full the request thread waits for room (backpressure, as a blocking stderr
-//! did before), it never drops a line: audit lines are the record of every grant and must
-//! not be lost to a burst. The returned [`LogGuard`] flushes the queue when the server
-//! stops (SIGTERM and SIGINT end in a graceful stop, then `main` returns and drops it).
+//! The server (`serve`) writes its lines through [`batch_writer`]: a request thread
+//! appends its formatted audit line to a bounded buffer, and one thread of its own
+//! (`log-writer`) writes what gathered to stderr every few milliseconds, many lines per
+//! `write`. When the buffer is full the request thread waits for room (backpressure, as a
+//! blocking stderr did before), it never drops a line: audit lines are the record of every
+//! grant and must not be lost to a burst. The returned [`LogGuard`] writes the rest when
+//! the server stops (SIGTERM and SIGINT end in a graceful stop, then `main` returns and
+//! drops it).
 //! CLI commands write synchronously, so their lines stay in order with what they print.
-use std::io::{BufWriter, IsTerminal as _};
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::filter::Directive;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
+mod batch_writer;
 mod text_fields;
 
 /// Crates whose events are capped at `warn` whatever `RUST_LOG` says. The file watcher
@@ -43,25 +45,19 @@ pub enum LogFormat {
     Json,
 }
 
-/// Lines the server's log queue holds (a few MB of audit lines): room for a burst while
-/// stderr is slow; past it, request threads wait.
-pub const LOG_QUEUE_LINES: usize = 8192;
-/// The log thread's buffer: what one `write` to stderr carries at most.
-const LOG_WRITE_BYTES: usize = 64 * 1024;
-
 /// How lines reach stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogWriter {
     /// Written by the thread that logs, one `write` per line (CLI commands).
     Direct,
-    /// Queued for the `log-writer` thread (the server).
+    /// Buffered for the `log-writer` thread (the server).
     Background,
 }
 
 /// Keeps the background log thread alive; dropping it writes every queued line first.
 #[must_use = "dropping the guard stops the log thread"]
 pub struct LogGuard {
-    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _worker: Option<batch_writer::BatchGuard>,
 }
 
 /// Installs the global subscriber once; `RUST_LOG` wins over `level`. The level applies
@@ -73,15 +69,14 @@ pub fn init(level: &str, format: LogFormat, writer: LogWriter) -> LogGuard {
             install(level, format, std::io::stderr);
             LogGuard { _worker: None }
         }
-        LogWriter::Background => {
-            let (queue, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .buffered_lines_limit(LOG_QUEUE_LINES)
-                .thread_name("log-writer")
-                .finish(BufWriter::with_capacity(LOG_WRITE_BYTES, std::io::stderr()));
-            install(level, format, queue);
-            LogGuard { _worker: Some(guard) }
-        }
+        LogWriter::Background => match batch_writer::start(std::io::stderr()) {
+            Ok((writer, guard)) => {
+                install(level, format, writer);
+                LogGuard { _worker: Some(guard) }
+            }
+            // No thread to be had: log as the CLI does rather than not at all.
+            Err(_) => init(level, format, LogWriter::Direct),
+        },
     }
 }
 

@@ -308,13 +308,26 @@ impl IdentityTokens {
     }
 
     /// Revokes the tokens whose id (digest prefix, at least 8 characters) or account matches; returns them.
-    pub async fn revoke(&self, selector: &Selector) -> Result<Vec<TokenInfo>, StoreError> {
+    /// Each is audited (and kept in the recent events) with `operator` (who revoked it) and
+    /// `via` (`cli`, `console`), the same for every caller.
+    pub async fn revoke(&self, selector: &Selector, operator: &str, via: &str) -> Result<Vec<TokenInfo>, StoreError> {
         let victims: Vec<Listed> = match selector {
             Selector::Account(account) => self.list(Some(account)).await?,
             Selector::Id(id) => self.list(None).await?.into_iter().filter(|t| id_matches(&t.digest, id)).collect(),
         };
         for token in &victims {
             self.remove(&token.digest, &token.info.record.account).await?;
+            let event = audit::Event {
+                event: "identity_token_revoked",
+                outcome: "revoked",
+                account: &token.info.record.account,
+                credential: "identity_token",
+                id: &token.info.id,
+                operator,
+                detail: via,
+                ..Default::default()
+            };
+            audit::log_and_keep(&event, "identity token revoked", &self.store).await;
         }
         Ok(victims.into_iter().map(|t| t.info).collect())
     }
@@ -397,12 +410,28 @@ mod tests {
         assert_eq!(t.list(None).await.unwrap().len(), 3);
         assert_eq!(t.redeem("rait_nope").await.unwrap(), Err(Rejected::Malformed));
         let id = t.list(Some("bob")).await.unwrap()[0].info.id.clone();
-        assert_eq!(t.revoke(&Selector::Id(id[..8].to_string())).await.unwrap().len(), 1);
+        assert_eq!(t.revoke(&Selector::Id(id[..8].to_string()), "ops@host", "cli").await.unwrap().len(), 1);
         assert_eq!(t.redeem(&c).await.unwrap(), Err(Rejected::Unknown));
-        assert!(t.revoke(&Selector::Id("abc".into())).await.unwrap().is_empty(), "short ids match nothing");
-        assert_eq!(t.revoke(&Selector::Account("alice".into())).await.unwrap().len(), 2);
+        assert!(
+            t.revoke(&Selector::Id("abc".into()), "ops@host", "cli").await.unwrap().is_empty(),
+            "short ids match nothing"
+        );
+        assert_eq!(t.revoke(&Selector::Account("alice".into()), "ops@host", "cli").await.unwrap().len(), 2);
         assert_eq!(t.redeem(&b).await.unwrap(), Err(Rejected::Unknown));
         assert!(t.list(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_revocation_is_audited_and_kept_with_who_revoked_it() {
+        let (store, t) = tokens();
+        let (_, id) = t.issue("alice", "static", None, "docker").await.unwrap();
+        assert_eq!(t.revoke(&Selector::Id(id.clone()), "console:admin", "console").await.unwrap().len(), 1);
+        let kept = crate::recent_events::recent(&store, &Default::default()).await.unwrap();
+        let e = &kept[0];
+        assert_eq!(
+            [&e.event, &e.outcome, &e.account, &e.credential, &e.id, &e.operator, &e.detail].map(String::as_str),
+            ["identity_token_revoked", "revoked", "alice", "identity_token", id.as_str(), "console:admin", "console"]
+        );
     }
 
     #[tokio::test]
@@ -456,7 +485,7 @@ mod tests {
         store.index_add(&account_index("old"), &digest, None).await.unwrap();
         let redeemed = t.redeem(&token).await.unwrap().unwrap();
         assert_eq!((redeemed.record, redeemed.id), (record, digest[..ID_LEN].to_string()));
-        assert_eq!(t.revoke(&Selector::Account("old".into())).await.unwrap().len(), 1);
+        assert_eq!(t.revoke(&Selector::Account("old".into()), "ops@host", "cli").await.unwrap().len(), 1);
         assert_eq!(t.redeem(&token).await.unwrap(), Err(Rejected::Unknown));
     }
 

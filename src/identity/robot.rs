@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::audit;
 use super::issued_secret::{self, Kind, RngError};
 use super::records::{get_number, now_unix, secs, ttl_until, MAX_LISTED};
 use super::secret_hasher::SecretHasher;
@@ -235,7 +236,9 @@ impl Robots {
     }
 
     /// Creates a robot; returns its record and the secret, which is shown once and never stored.
-    pub async fn create(&self, new: &NewRobot) -> Result<(RobotRecord, String), RobotError> {
+    /// Audited with `operator` (who created it) and `via` (`cli`, `console`), as are
+    /// [`rotate`](Self::rotate) and [`revoke`](Self::revoke).
+    pub async fn create(&self, new: &NewRobot, operator: &str, via: &str) -> Result<(RobotRecord, String), RobotError> {
         let record = self.check(new)?;
         let secret = issued_secret::generate(Kind::Robot)?;
         let secret_digest = self.hasher.digest(Kind::Robot, &secret).await?;
@@ -245,6 +248,7 @@ impl Robots {
             return Err(RobotError::Exists(record.name));
         }
         self.store.index_add(INDEX, &record.name, ttl).await?;
+        self.audit(("robot_created", "created"), &record.name, operator, via).await;
         Ok((record, secret))
     }
 
@@ -278,7 +282,7 @@ impl Robots {
 
     /// A new secret for an existing robot; the old one stops working at once.
     /// Compare-and-swap, so that a rotation racing a revocation never brings the robot back.
-    pub async fn rotate(&self, name: &str) -> Result<(RobotRecord, String), RobotError> {
+    pub async fn rotate(&self, name: &str, operator: &str, via: &str) -> Result<(RobotRecord, String), RobotError> {
         let key = record_key(name);
         let current = match valid_name(name) {
             true => self.store.get(&key).await?,
@@ -297,16 +301,34 @@ impl Robots {
         if !self.store.compare_and_swap(&key, &current, &new, ttl_of(&record)).await? {
             return Err(RobotError::Changed(name.to_string()));
         }
+        self.audit(("robot_rotated", "rotated"), name, operator, via).await;
         Ok((record, secret))
     }
 
-    pub async fn revoke(&self, name: &str) -> Result<(), RobotError> {
+    pub async fn revoke(&self, name: &str, operator: &str, via: &str) -> Result<(), RobotError> {
         if !valid_name(name) || !self.store.delete(&record_key(name)).await? {
             return Err(RobotError::NotFound(shown(name)));
         }
         self.store.delete(&used_key(name)).await?;
         self.store.index_remove(INDEX, name).await?;
+        self.audit(("robot_revoked", "revoked"), name, operator, via).await;
         Ok(())
+    }
+
+    /// The audit line of a change to robot `name`, kept in the recent events at once.
+    async fn audit(&self, (event, outcome): (&'static str, &'static str), name: &str, operator: &str, via: &str) {
+        let account = format!("{ACCOUNT_PREFIX}{name}");
+        let event = audit::Event {
+            event,
+            outcome,
+            account: &account,
+            credential: "robot",
+            id: name,
+            operator,
+            detail: via,
+            ..Default::default()
+        };
+        audit::log_and_keep(&event, "robot credential changed", &self.store).await;
     }
 
     pub async fn list(&self) -> Result<Vec<RobotInfo>, StoreError> {
@@ -459,23 +481,35 @@ mod store_tests {
     #[tokio::test]
     async fn create_login_rotate_revoke() {
         let robots = robots();
-        let (_, secret) = robots.create(&new_robot("ci", None)).await.unwrap();
-        assert!(matches!(robots.create(&new_robot("ci", None)).await, Err(RobotError::Exists(_))));
+        let (_, secret) = robots.create(&new_robot("ci", None), "ops@host", "cli").await.unwrap();
+        assert!(matches!(robots.create(&new_robot("ci", None), "ops@host", "cli").await, Err(RobotError::Exists(_))));
         let login = robots.login("ci", &secret).await.unwrap().unwrap();
         assert_eq!(login.account, "robot$ci");
         assert_eq!(login.labels["robot"], ["ci"]);
         assert!(robots.login("ci", "wrong").await.unwrap().is_none());
         assert!(robots.login("nobody", &secret).await.unwrap().is_none());
-        let (_, rotated) = robots.rotate("ci").await.unwrap();
+        let (_, rotated) = robots.rotate("ci", "ops@host", "cli").await.unwrap();
         assert!(robots.login("ci", &secret).await.unwrap().is_none());
         assert!(robots.login("ci", &rotated).await.unwrap().is_some());
         let listed = robots.list().await.unwrap();
         assert_eq!(listed.len(), 1);
         assert!(listed[0].last_used.is_some());
-        robots.revoke("ci").await.unwrap();
+        robots.revoke("ci", "console:admin", "console").await.unwrap();
         assert!(robots.login("ci", &rotated).await.unwrap().is_none());
-        assert!(matches!(robots.rotate("ci").await, Err(RobotError::NotFound(_))));
+        assert!(matches!(robots.rotate("ci", "ops@host", "cli").await, Err(RobotError::NotFound(_))));
         assert!(robots.list().await.unwrap().is_empty());
+        // Each change audited and kept, newest first, with who made it (a refused one is not).
+        let kept = crate::recent_events::recent(&robots.store, &Default::default()).await.unwrap();
+        let kept: Vec<[&str; 5]> =
+            kept.iter().map(|e| [&e.event, &e.account, &e.id, &e.operator, &e.detail].map(String::as_str)).collect();
+        assert_eq!(
+            kept,
+            [
+                ["robot_revoked", "robot$ci", "ci", "console:admin", "console"],
+                ["robot_rotated", "robot$ci", "ci", "ops@host", "cli"],
+                ["robot_created", "robot$ci", "ci", "ops@host", "cli"],
+            ]
+        );
     }
 
     #[tokio::test]
@@ -499,7 +533,7 @@ mod store_tests {
         robots.store.put_json(&record_key("old"), &record, None).await.unwrap();
         assert!(robots.login("old", &secret).await.unwrap().is_some());
         assert!(robots.login("old", "rars_wrong").await.unwrap().is_none());
-        let (rotated, new_secret) = robots.rotate("old").await.unwrap();
+        let (rotated, new_secret) = robots.rotate("old", "ops@host", "cli").await.unwrap();
         assert_eq!(rotated.hash, KEYED_HASH);
         assert!(robots.login("old", &new_secret).await.unwrap().is_some());
         assert!(robots.login("old", &secret).await.unwrap().is_none());

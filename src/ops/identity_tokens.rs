@@ -4,13 +4,12 @@ use std::process::ExitCode;
 
 use super::stored::{self, fail, time_text};
 use crate::cli::IdentityTokensCommand;
-use crate::identity::audit::Event;
 use crate::identity::identity_token::{IdentityTokens, Selector};
 
 pub fn run(command: &IdentityTokensCommand) -> ExitCode {
     let (IdentityTokensCommand::List { store, .. } | IdentityTokensCommand::Revoke { store, .. }) = command;
     stored::with_store(&store.config, |records, hasher, lifetimes| async move {
-        let tokens = IdentityTokens::new(records.clone(), hasher, lifetimes);
+        let tokens = IdentityTokens::new(records, hasher, lifetimes);
         match command {
             IdentityTokensCommand::List { account, .. } => match tokens.list(account.as_deref()).await {
                 Ok(list) => {
@@ -40,22 +39,10 @@ pub fn run(command: &IdentityTokensCommand) -> ExitCode {
                     (None, Some(account)) => Selector::Account(account.clone()),
                     (None, None) => return fail("give an id or --account"),
                 };
-                match tokens.revoke(&selector).await {
+                match tokens.revoke(&selector, &stored::operator(), "cli").await {
                     Ok(revoked) if revoked.is_empty() => fail("no identity token matches"),
                     Ok(revoked) => {
                         for t in &revoked {
-                            let operator = stored::operator();
-                            let event = Event {
-                                event: "identity_token_revoked",
-                                outcome: "revoked",
-                                account: &t.record.account,
-                                credential: "identity_token",
-                                id: &t.id,
-                                operator: &operator,
-                                detail: "cli",
-                                ..Default::default()
-                            };
-                            crate::identity::audit::log_and_keep(&event, "identity token revoked", &records).await;
                             println!("revoked {} ({})", t.id, t.record.account.escape_debug());
                         }
                         ExitCode::SUCCESS

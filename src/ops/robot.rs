@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use super::stored::{self, fail, time_text};
 use crate::cli::RobotCommand;
-use crate::identity::audit::Event;
 use crate::identity::robot::{NewRobot, RobotError, RobotRecord, Robots, ACCOUNT_PREFIX, ALT_ACCOUNT_PREFIX};
-use crate::store::SharedStore;
 
 pub fn run(command: &RobotCommand) -> ExitCode {
     let config = match command {
@@ -17,7 +15,8 @@ pub fn run(command: &RobotCommand) -> ExitCode {
         | RobotCommand::Rotate { store, .. } => &store.config,
     };
     stored::with_store(config, |store, hasher, _| async move {
-        let robots = Robots::new(store.clone(), hasher);
+        let robots = Robots::new(store, hasher);
+        let operator = stored::operator();
         match command {
             RobotCommand::Create { name, scopes, expires, description, .. } => {
                 let lifetime = match expires.as_deref().map(parse_expires).transpose() {
@@ -29,10 +28,10 @@ pub fn run(command: &RobotCommand) -> ExitCode {
                     scopes: scopes.clone(),
                     lifetime,
                     description: description.clone(),
-                    created_by: stored::operator(),
+                    created_by: operator.clone(),
                     owner: None,
                 };
-                finish(robots.create(&new).await, "created", &store).await
+                finish(robots.create(&new, &operator, "cli").await, "created")
             }
             RobotCommand::List { .. } => match robots.list().await {
                 Ok(list) => {
@@ -52,15 +51,14 @@ pub fn run(command: &RobotCommand) -> ExitCode {
                 }
                 Err(e) => fail(&e.to_string()),
             },
-            RobotCommand::Revoke { name, .. } => match robots.revoke(name).await {
+            RobotCommand::Revoke { name, .. } => match robots.revoke(name, &operator, "cli").await {
                 Ok(()) => {
-                    audit("robot_revoked", name, &store).await;
                     println!("robot {name:?} revoked");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e.to_string()),
             },
-            RobotCommand::Rotate { name, .. } => finish(robots.rotate(name).await, "rotated", &store).await,
+            RobotCommand::Rotate { name, .. } => finish(robots.rotate(name, &operator, "cli").await, "rotated"),
         }
     })
 }
@@ -78,12 +76,11 @@ fn parse_expires(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Prints the secret once, with the login line, after the store kept the record.
-async fn finish(result: Result<(RobotRecord, String), RobotError>, verb: &str, store: &SharedStore) -> ExitCode {
+fn finish(result: Result<(RobotRecord, String), RobotError>, verb: &str) -> ExitCode {
     let (record, secret) = match result {
         Ok(done) => done,
         Err(e) => return fail(&e.to_string()),
     };
-    audit(if verb == "created" { "robot_created" } else { "robot_rotated" }, &record.name, store).await;
     let name = &record.name;
     println!("robot {name:?} {verb}; the secret is shown only now, store it in your CI's secret store:");
     println!("account: {ACCOUNT_PREFIX}{name}   (or {ALT_ACCOUNT_PREFIX}{name}, which needs no quotes)");
@@ -92,24 +89,4 @@ async fn finish(result: Result<(RobotRecord, String), RobotError>, verb: &str, s
     println!("expires: {}", record.expires.map_or("never".to_string(), time_text));
     println!("login:   echo \"$ROBOT_SECRET\" | docker login --username '{ACCOUNT_PREFIX}{name}' --password-stdin <registry>");
     ExitCode::SUCCESS
-}
-
-async fn audit(event: &'static str, name: &str, store: &SharedStore) {
-    let outcome = match event {
-        "robot_created" => "created",
-        "robot_rotated" => "rotated",
-        _ => "revoked",
-    };
-    let account = format!("{ACCOUNT_PREFIX}{name}");
-    let operator = stored::operator();
-    let event = Event {
-        event,
-        outcome,
-        account: &account,
-        credential: "robot",
-        id: name,
-        operator: &operator,
-        ..Default::default()
-    };
-    crate::identity::audit::log_and_keep(&event, "robot credential changed", store).await;
 }

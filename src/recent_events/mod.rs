@@ -3,9 +3,10 @@
 //! created, used, rotated, revoked) and lockouts (locked, unlocked). The log line stays the
 //! full record; this list is a bounded window onto it that every replica shares.
 //!
-//! The request path never waits for the store: [`recorder::record`] puts the event in a
-//! bounded in-process queue that one background task drains in batches; a full queue drops
-//! the event and counts it (`registry_auth_recent_events_total{result="dropped_queue_full"}`).
+//! The request path never waits for the store: [`recorder::record`] keeps the event in an
+//! in-process ring of the newest [`CAP`] that one background task writes every 250 ms; an
+//! event that falls out of the ring before a write is counted
+//! (`registry_auth_recent_events_total{result="superseded"}`): the list would have trimmed it.
 //! The CLI, which has no request path, writes with [`append`] directly.
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -142,8 +143,12 @@ impl Filter {
 /// newer version, or damaged) are skipped, not fatal.
 pub async fn recent(store: &SharedStore, filter: &Filter) -> Result<Vec<RecentEvent>, StoreError> {
     let items = store.list_recent(LIST_KEY, CAP).await?;
-    let events = items.iter().filter_map(|item| serde_json::from_slice::<RecentEvent>(item).ok());
-    Ok(events.filter(|e| filter.matches(e)).take(filter.limit()).collect())
+    let mut events: Vec<RecentEvent> =
+        items.iter().filter_map(|item| serde_json::from_slice::<RecentEvent>(item).ok()).collect();
+    // Pushed in batches (a server's every 250 ms, the CLI's at once, other replicas' in
+    // between), so list order is not time order: newest first by time, ties in list order.
+    events.sort_by_key(|e| std::cmp::Reverse(e.at));
+    Ok(events.into_iter().filter(|e| filter.matches(e)).take(filter.limit()).collect())
 }
 
 /// Writes `events` (oldest first) to the list, in as few pushes as the push size allows.

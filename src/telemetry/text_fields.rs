@@ -38,13 +38,21 @@ impl EscapingVisitor<'_> {
         }
         let separator = if self.first { "" } else { " " };
         self.first = false;
-        self.result = if field.name() == "message" {
-            write!(self.writer, "{separator}{}", escape(value, false))
-        } else if quoted_by_type || needs_quotes(value) {
-            write!(self.writer, "{separator}{}=\"{}\"", field.name(), escape(value, true))
-        } else {
-            write!(self.writer, "{separator}{}={}", field.name(), escape(value, false))
-        };
+        let message = field.name() == "message";
+        let quoted = !message && (quoted_by_type || needs_quotes(value));
+        let w = &mut self.writer;
+        self.result = (|| {
+            w.write_str(separator)?;
+            if !message {
+                w.write_str(field.name())?;
+                w.write_str(if quoted { "=\"" } else { "=" })?;
+            }
+            w.write_str(&escape(value, quoted))?;
+            if quoted {
+                w.write_char('"')?;
+            }
+            Ok(())
+        })();
     }
 }
 
@@ -81,6 +89,14 @@ const SCRATCH_KEEP_BYTES: usize = 16 * 1024;
 
 /// A value is written bare only when it cannot be mistaken for more than one value.
 fn needs_quotes(value: &str) -> bool {
+    // Most values are short ASCII words: a byte test each, no char decoding.
+    if value.is_ascii() {
+        return value.is_empty() || value.bytes().any(|b| b <= b' ' || matches!(b, b'"' | b'=' | b'\\' | 0x7f));
+    }
+    needs_quotes_by_char(value)
+}
+
+fn needs_quotes_by_char(value: &str) -> bool {
     value.is_empty() || value.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '=' | '\\') || must_escape(c))
 }
 
@@ -96,6 +112,10 @@ fn must_escape(c: char) -> bool {
 /// `value` with [`must_escape`] characters as `\n`, `\r`, `\t`, `\0` or `\u{..}`. Inside
 /// quotes, `"` and `\` are escaped too, so that the quoted text ends where it seems to.
 fn escape(value: &str, quoted: bool) -> Cow<'_, str> {
+    let plain_ascii = |b: u8| b >= b' ' && b != 0x7f && !(quoted && (b == b'"' || b == b'\\'));
+    if value.is_ascii() && value.bytes().all(plain_ascii) {
+        return Cow::Borrowed(value);
+    }
     if !value.chars().any(|c| must_escape(c) || (quoted && (c == '"' || c == '\\'))) {
         return Cow::Borrowed(value);
     }
@@ -129,6 +149,18 @@ mod tests {
         assert_eq!(escape(evil, false), "a\\r\\nb\\u{1b}[2K\\0\\u{7f}\\u{85}\\u{2028}\\u{2029}\\u{202e}\\u{feff}\\tc");
         assert_eq!(escape("say \"hi\" \\o/", true), "say \\\"hi\\\" \\\\o/");
         assert_eq!(escape("plain ünïcode", true), "plain ünïcode");
+    }
+
+    #[test]
+    fn the_ascii_fast_paths_decide_as_the_char_rules_do() {
+        for b in 0u8..=0x7f {
+            let value = format!("a{}b", b as char);
+            assert_eq!(needs_quotes(&value), needs_quotes_by_char(&value), "{b:#x}");
+            for quoted in [false, true] {
+                let by_char = value.chars().any(|c| must_escape(c) || (quoted && (c == '"' || c == '\\')));
+                assert_eq!(matches!(escape(&value, quoted), Cow::Owned(_)), by_char, "{b:#x} {quoted}");
+            }
+        }
     }
 
     #[test]

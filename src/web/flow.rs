@@ -175,7 +175,7 @@ async fn callback(web: &WebSignIn, configured: &ConfiguredProvider, req: &HttpRe
     if flow.console {
         if let Some(console) = &web.console {
             // No docker password is made (it would replace the one the user has).
-            let mut response = crate::web::console::signin::landing(console, req, provider.name(), &signed_in).await;
+            let mut response = crate::web::console::signin::landing(console, req, provider.as_ref(), &signed_in).await;
             let _ = response.add_cookie(&cleared_flow_cookie(provider.name(), &route, secure(req)));
             return response;
         }

@@ -39,6 +39,12 @@ impl AuthServer {
         Self::spawn_probing(command, addr, tls, dir, probe_path)
     }
 
+    /// `registry-auth serve <config>` (written already, in `dir`) at `addr`, logging at
+    /// info; returns once `/healthz` answers.
+    pub fn serve(addr: &str, config: &Path, dir: TempDir) -> AuthServer {
+        Self::spawn_probing(serve_command(config), addr.to_string(), false, dir, "/healthz")
+    }
+
     pub fn spawn(command: Command, addr: String, tls: bool, dir: TempDir) -> AuthServer {
         Self::spawn_probing(command, addr, tls, dir, "/")
     }
@@ -64,6 +70,13 @@ impl AuthServer {
     pub fn client(ca: &Path) -> ureq::Agent {
         client_with_versions(ca, rustls::DEFAULT_VERSIONS)
     }
+}
+
+/// `registry-auth serve <config>` with `RUST_LOG=info` (the log tests read).
+pub fn serve_command(config: &Path) -> Command {
+    let mut command = Command::new(binary());
+    command.arg("serve").arg(config).env("RUST_LOG", "info");
+    command
 }
 
 /// An HTTP client that trusts `ca` and speaks only the given TLS versions.

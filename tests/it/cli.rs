@@ -16,7 +16,7 @@ fn small_config() -> String {
     )
 }
 
-fn wait_exit(server: &mut AuthServer) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(server: &mut AuthServer) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = server.process.exit_status() {
@@ -27,7 +27,7 @@ fn wait_exit(server: &mut AuthServer) -> std::process::ExitStatus {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
     assert!(status.success());
 }

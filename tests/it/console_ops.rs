@@ -184,6 +184,25 @@ fn lockout_cli_and_kept_audit_events() {
     assert!(metrics.contains("registry_auth_recent_events_total{result=\"stored\"}"), "{metrics}");
 }
 
+/// The events of the last moments (still gathering in the process) are in the store's
+/// list after a SIGTERM: read from the file once the server has exited.
+#[test]
+fn sigterm_keeps_the_last_events() {
+    let mut f = stored_creds::Fixture::start(&Engine::Embedded, "");
+    for _ in 0..3 {
+        assert_eq!(token(&f, "10.0.0.7", "test", "wrong", "repository:devs/app:pull"), 401);
+    }
+    crate::cli::signal(f.server.process.id(), "-TERM");
+    assert_eq!(crate::cli::wait_exit(&mut f.server).code(), Some(0), "{}", f.server.process.log());
+    let config =
+        StoreConfig::Embedded(EmbeddedConfig { path: f.server.dir.path().join("data"), hash_key: None, line: 1 });
+    let store = store::for_cli(&config).unwrap();
+    let filter = Filter { account: Some("test".into()), ..Filter::default() };
+    let events = runtime().block_on(recent_events::recent(&store, &filter)).unwrap();
+    let outcomes: Vec<&str> = events.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["denied", "denied", "denied"], "{events:#?}");
+}
+
 // ---- The Operators pages over HTTP and in chromium ----
 
 use crate::common::TEST_HASH;

@@ -222,7 +222,7 @@ fn browser_signs_in_with_a_password_and_with_the_openid_provider() {
         browser.click("button[type=submit]").await;
         let shown = browser.text("#whoami").await;
         assert_eq!(shown, "alice@acme.test", "{}", server.log());
-        assert!(browser.text("#via").await.contains("oidc"));
+        assert_eq!(browser.text("#via").await, "OpenID Connect", "the provider as the sign-in page names it");
         assert!(browser.text("#labels").await.contains("groups: dev"));
         screenshot(&browser, "home-oidc").await;
         browser.close().await;

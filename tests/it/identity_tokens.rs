@@ -147,16 +147,14 @@ fn embedded_store() {
     scenario(&Engine::Embedded);
 }
 
-/// skopeo with only an identity token in its auth file (containers/image then uses the
-/// POST refresh grant) pushes and pulls through the real registry, and a robot pushes by
-/// Basic; once the token is revoked the next pull is refused.
-#[test]
-fn skopeo_with_identity_token_and_robot_through_the_registry() {
-    use crate::support::oci::write_oci_layout;
+/// The real registry trusting `f`'s tokens, and an image (tag v1) whose one file holds
+/// `content`, in a layout that lives as long as the returned directory.
+fn registry_and_image(
+    f: &Fixture,
+    content: &[u8],
+) -> (crate::support::registry::Registry, tempfile::TempDir, crate::support::oci::OciImage) {
     use crate::support::registry::{Registry, RegistryAuth};
-    use crate::support::skopeo::{docker_ref, Creds, Skopeo};
 
-    let f = Fixture::start(&Engine::Embedded, "");
     let registry = Registry::start(RegistryAuth {
         realm: f.url(),
         service: SERVICE.to_string(),
@@ -164,7 +162,19 @@ fn skopeo_with_identity_token_and_robot_through_the_registry() {
         rootcertbundle: f.keys.cert.clone(),
     });
     let images = crate::support::temp_dir("images");
-    let image = write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", b"identity tokens")]);
+    let image = crate::support::oci::write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", content)]);
+    (registry, images, image)
+}
+
+/// skopeo with only an identity token in its auth file (containers/image then uses the
+/// POST refresh grant) pushes and pulls through the real registry, and a robot pushes by
+/// Basic; once the token is revoked the next pull is refused.
+#[test]
+fn skopeo_with_identity_token_and_robot_through_the_registry() {
+    use crate::support::skopeo::{docker_ref, Creds, Skopeo};
+
+    let f = Fixture::start(&Engine::Embedded, "");
+    let (registry, _images, image) = registry_and_image(&f, b"identity tokens");
     let token = login_get(&f, "test", "123", true)["refresh_token"].as_str().unwrap().to_string();
     let skopeo = Skopeo::new();
     skopeo.store_identity_token(&registry.addr(), "test", &token);
@@ -193,19 +203,10 @@ fn skopeo_with_identity_token_and_robot_through_the_registry() {
 #[test]
 fn ctr_with_refresh_token_through_the_registry() {
     use crate::support::containerd::Containerd;
-    use crate::support::oci::write_oci_layout;
-    use crate::support::registry::{Registry, RegistryAuth};
     use crate::support::skopeo::{docker_ref, Creds, Skopeo};
 
     let f = Fixture::start(&Engine::Embedded, "");
-    let registry = Registry::start(RegistryAuth {
-        realm: f.url(),
-        service: SERVICE.to_string(),
-        issuer: "Acme auth server".to_string(),
-        rootcertbundle: f.keys.cert.clone(),
-    });
-    let images = crate::support::temp_dir("images");
-    let image = write_oci_layout(&images.path().join("layout"), "v1", &[("hello.txt", b"from ctr")]);
+    let (registry, _images, image) = registry_and_image(&f, b"from ctr");
     Skopeo::new()
         .copy(
             &image.oci_ref(),

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::auth_server::{binary, AuthServer};
-use crate::common::{with_keys, KeyKind, Keys};
-use crate::stored_creds::{basic, call, granted};
+use crate::auth_server::{binary, serve_command, AuthServer};
+use crate::common::{KeyKind, Keys};
+use crate::stored_creds::granted;
 use crate::support::ports::{free_port, wait_until, Probe};
 use crate::support::process::{require_program, ChildGuard};
-
-const SERVICE: &str = "registry.test";
+use crate::web_signin::{config_head, token_at, write_config, SERVICE};
 
 /// Writes `spec` (see the script) into the LevelDB at `dir` with the real libleveldb.
 fn write_token_db(dir: &Path, spec: &Value) {
@@ -77,14 +76,7 @@ impl Site {
         let dead = format!("127.0.0.1:{}", free_port());
         let mode = if mode.is_empty() { String::new() } else { format!("    mode: {mode}\n") };
         let yaml = format!(
-            r#"server:
-  addr: "{addr}"
-token:
-  issuer: "Acme auth server"
-  expiration: 900
-  certificate: "@CERT@"
-  key: "@KEY@"
-oidc_auth:
+            r#"{head}oidc_auth:
   issuer: "http://{dead}"
   redirect_url: "http://{addr}/oidc_auth"
   client_id: "registry"
@@ -96,29 +88,24 @@ oidc_auth:
   - match: {{name: "${{labels:groups}}/*"}}
     actions: ["pull", "push"]
 {store}"#,
+            head = config_head(&self.addr),
             addr = self.addr,
             db = self.db().display(),
         );
-        let path = dir.join("auth_config.yml");
-        std::fs::write(&path, with_keys(&yaml, &self.keys)).unwrap();
-        path
+        write_config(dir, &yaml, &self.keys)
     }
 
     fn start(&self, mode: &str, store: &str) -> AuthServer {
         let dir = crate::support::temp_dir("auth-server");
         let path = self.config(dir.path(), mode, store);
-        let mut command = Command::new(binary());
-        command.arg("serve").arg(&path).env("RUST_LOG", "info");
-        AuthServer::spawn_probing(command, self.addr.clone(), false, dir, "/healthz")
+        AuthServer::serve(&self.addr, &path, dir)
     }
 
     /// The log of a start that must fail (it exits by itself within 20 s).
     fn failed_start(&self, mode: &str, store: &str) -> String {
         let dir = crate::support::temp_dir("auth-server");
         let path = self.config(dir.path(), mode, store);
-        let mut command = Command::new(binary());
-        command.arg("serve").arg(&path).env("RUST_LOG", "info");
-        let mut child = ChildGuard::spawn("registry-auth", command, dir.path());
+        let mut child = ChildGuard::spawn("registry-auth", serve_command(&path), dir.path());
         let deadline = Instant::now() + Duration::from_secs(20);
         while child.exit_status().is_none() {
             assert!(Instant::now() < deadline, "the server started although it must not:\n{}", child.log());
@@ -127,22 +114,14 @@ oidc_auth:
         child.log()
     }
 
-    fn token(&self, user: &str, password: &str, scope: &str) -> (u16, Value) {
-        let req = ureq::get(&format!("http://{}/auth", self.addr))
-            .query("service", SERVICE)
-            .query("scope", scope)
-            .set("Authorization", &basic(user, password));
-        call(req, None)
-    }
-
     fn assert_grants(&self, user: &str, password: &str, repo: &str) {
-        let (status, body) = self.token(user, password, &format!("repository:{repo}:pull,push"));
+        let (status, body) = token_at(&self.addr, user, password, &format!("repository:{repo}:pull,push"));
         assert_eq!(status, 200, "{user}: {body}");
         assert_eq!(granted(&body), (user.to_string(), vec!["pull".to_string(), "push".to_string()]), "{user}");
     }
 
     fn assert_refused(&self, user: &str, password: &str) {
-        let (status, body) = self.token(user, password, "repository:dev/app:pull");
+        let (status, body) = token_at(&self.addr, user, password, "repository:dev/app:pull");
         assert_eq!(status, 401, "{user}: {body}");
     }
 }

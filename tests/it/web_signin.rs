@@ -3,12 +3,12 @@
 //! real browser (chromium through WebDriver) and at the HTTP level, with skopeo through
 //! the real registry; the ID-token rejections against a test issuer whose token endpoint
 //! hands out exactly the token each case needs.
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::auth_server::{binary, AuthServer};
+use crate::auth_server::AuthServer;
 use crate::common::{decode_jwt, with_keys, KeyKind, Keys};
 use crate::stored_creds::{basic, call, granted};
 use crate::support::oidc_provider::{Answer, CookieAgent, OidcClient, OidcProvider, OidcProviderConfig};
@@ -68,14 +68,7 @@ impl Server {
         let keys = Keys::new(KeyKind::EcP256);
         let dir = crate::support::temp_dir("auth-server");
         let yaml = format!(
-            r#"server:
-  addr: "{addr}"
-token:
-  issuer: "Acme auth server"
-  expiration: 900
-  certificate: "@CERT@"
-  key: "@KEY@"
-store:
+            r#"{head}store:
   path: "{dir}/data"
 {section}
 {extra}
@@ -87,13 +80,11 @@ acl:
     actions: ["pull"]
     comment: "Google Workspace domain label"
 "#,
+            head = config_head(addr),
             dir = dir.path().display()
         );
-        let path = dir.path().join("auth_config.yml");
-        std::fs::write(&path, with_keys(&yaml, &keys)).unwrap();
-        let mut command = Command::new(binary());
-        command.arg("serve").arg(&path).env("RUST_LOG", "info");
-        let server = AuthServer::spawn_probing(command, addr.to_string(), false, dir, "/healthz");
+        let path = write_config(dir.path(), &yaml, &keys);
+        let server = AuthServer::serve(addr, &path, dir);
         Server { _keys: keys, server }
     }
 
@@ -107,12 +98,39 @@ acl:
 
     /// `(status, body)` of a token request with Basic credentials for `scope`.
     pub(crate) fn token(&self, user: &str, password: &str, scope: &str) -> (u16, Value) {
-        let req = ureq::get(&self.url("/auth"))
-            .query("service", SERVICE)
-            .query("scope", scope)
-            .set("Authorization", &basic(user, password));
-        call(req, None)
+        token_at(&self.server.addr, user, password, scope)
     }
+}
+
+/// The `server:` and `token:` sections the web sign-in configs start with (seven lines:
+/// the tests' expected line numbers count on them); `@CERT@`/`@KEY@` as [`write_config`] fills them.
+pub(crate) fn config_head(addr: &str) -> String {
+    format!(
+        r#"server:
+  addr: "{addr}"
+token:
+  issuer: "Acme auth server"
+  expiration: 900
+  certificate: "@CERT@"
+  key: "@KEY@"
+"#
+    )
+}
+
+/// Writes `yaml` with `keys` filled in as `dir/auth_config.yml`; returns its path.
+pub(crate) fn write_config(dir: &Path, yaml: &str, keys: &Keys) -> PathBuf {
+    let path = dir.join("auth_config.yml");
+    std::fs::write(&path, with_keys(yaml, keys)).unwrap();
+    path
+}
+
+/// `(status, body)` of a token request to the server at `addr` with Basic credentials for `scope`.
+pub(crate) fn token_at(addr: &str, user: &str, password: &str, scope: &str) -> (u16, Value) {
+    let req = ureq::get(&format!("http://{addr}/auth"))
+        .query("service", SERVICE)
+        .query("scope", scope)
+        .set("Authorization", &basic(user, password));
+    call(req, None)
 }
 
 pub(crate) fn oidc_section(issuer: &str, addr: &str, extra: &str) -> String {

@@ -8,10 +8,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::page::{self, Layout};
-use super::registry_view::{self, Pager, RegistryPageError, PAGE_SIZE};
+use super::registry_view::{self, NameFilter, Pager, RegistryPageError, PAGE_SIZE};
 use super::{csrf, ConsoleCtx, ConsoleSession};
 use crate::authz::explain::DecisionText;
-use crate::service::access::{Asker, REPOSITORY_ACTIONS};
+use crate::service::access::REPOSITORY_ACTIONS;
 use crate::web::result::shell_quote;
 
 /// The action filters offered (besides "any").
@@ -116,12 +116,7 @@ async fn tried(
     let scopes = crate::scope::parse_scopes(typed.split_whitespace(), &ctx.app.scope_limits)
         .map_err(|e| format!("{e}; scopes look like repository:team/app:pull,push or registry:catalog:*"))?;
     let registry_service = ctx.console().reader.as_ref().and_then(|r| r.service()).unwrap_or_default();
-    let asker = Asker {
-        account: &session.account,
-        labels: &session.labels,
-        service: &registry_service,
-        ip: registry_view::client_ip(ctx, req),
-    };
+    let asker = registry_view::asker(ctx, session, req, &registry_service);
     let entries = ctx.console().acl_entries.as_deref();
     let mut tried = Vec::with_capacity(scopes.len());
     for scope in &scopes {
@@ -156,8 +151,7 @@ async fn render(
     try_error: String,
 ) -> Result<HttpResponse, RegistryPageError> {
     let decided = registry_view::decided(ctx, session, req).await?;
-    let q = registry_view::filter_text(&query.q);
-    let q_lower = q.to_ascii_lowercase();
+    let q = NameFilter::new(&query.q);
     let action = ACTION_FILTERS.iter().find(|a| **a == query.action).copied().unwrap_or("");
     let wanted = |granted: &[String]| match action {
         "" => true,
@@ -165,23 +159,13 @@ async fn render(
         action => granted.iter().any(|g| g == action),
     };
     let matching: Vec<usize> = (0..decided.decisions.len())
-        .filter(|&i| {
-            registry_view::matches_filter(&decided.catalog.repositories[i], &q_lower)
-                && wanted(&decided.decisions[i].actions)
-        })
+        .filter(|&i| q.matches(&decided.catalog.repositories[i]) && wanted(&decided.decisions[i].actions))
         .collect();
-    let prefix = ctx.site().prefix.clone();
-    let pager = Pager::new(matching.len(), &query.page, PAGE_SIZE, |p| {
-        format!("{prefix}/access?{}", registry_view::query(&[("q", &q), ("action", action), ("page", &p.to_string())]))
-    });
+    let path = format!("{}/access", ctx.site().prefix);
+    let pager = Pager::listed(&path, &[("q", &q.text), ("action", action)], matching.len(), &query.page, PAGE_SIZE);
     let entries = ctx.console().acl_entries.as_deref();
     let actions: Vec<String> = REPOSITORY_ACTIONS.iter().map(|a| a.to_string()).collect();
-    let asker = Asker {
-        account: &session.account,
-        labels: &session.labels,
-        service: &decided.service,
-        ip: registry_view::client_ip(ctx, req),
-    };
+    let asker = registry_view::asker(ctx, session, req, &decided.service);
     let rows = matching[pager.range()]
         .iter()
         .map(|&i| {
@@ -204,7 +188,7 @@ async fn render(
         csrf: session.csrf.clone(),
         rows,
         pager,
-        q,
+        q: q.text,
         action_options: [("", "any access")]
             .into_iter()
             .chain(ACTION_FILTERS.iter().map(|a| (*a, *a)))

@@ -161,8 +161,10 @@ pub async fn revoke_token(
             Some(session.site.clone()),
         ));
     };
-    tokens.revoke(&Selector::Id(token.info.id.clone())).await.map_err(|e| ConsoleError::store(&session.site, &e))?;
-    audit(&session, "identity_token_revoked", "revoked", "identity_token", &token.info.id);
+    tokens
+        .revoke(&Selector::Id(token.info.id.clone()), &session.audit_name(), "console")
+        .await
+        .map_err(|e| ConsoleError::store(&session.site, &e))?;
     Ok(page::see_other(&format!("{}/credentials", session.site.prefix)))
 }
 
@@ -184,25 +186,11 @@ pub async fn revoke_robot(
             Some(session.site.clone()),
         ));
     }
-    match robots.revoke(&form.id).await {
+    match robots.revoke(&form.id, &session.audit_name(), "console").await {
         Ok(()) | Err(RobotError::NotFound(_)) => {}
         Err(e) => return Err(ConsoleError::store(&session.site, &e)),
     }
-    audit(&session, "robot_revoked", "revoked", "robot", &form.id);
     Ok(page::see_other(&format!("{}/credentials", session.site.prefix)))
-}
-
-fn audit(session: &ConsoleSession, event: &'static str, outcome: &'static str, credential: &'static str, id: &str) {
-    let e = crate::identity::audit::Event {
-        event,
-        outcome,
-        account: &session.account,
-        service: crate::service::console_login::CONSOLE_SERVICE,
-        credential,
-        id,
-        ..Default::default()
-    };
-    crate::identity::audit::log(&e, "console: credential changed by its owner");
 }
 
 /// The form's repositories, actions and lifetime, or what is wrong with them.
@@ -262,7 +250,7 @@ pub async fn create_robot(
         Ok(parsed) => parsed,
         Err(why) => return refuse(why).await,
     };
-    let ip = crate::http::extract::client_ip(&ctx.app.real_ip, req.headers(), req.peer_addr()).ok().flatten();
+    let ip = super::registry_view::client_ip(&ctx, &req);
     for repo in &repositories {
         let authz = AuthzRequest {
             account: &session.account,
@@ -302,7 +290,7 @@ pub async fn create_robot(
         created_by: session.account.clone(),
         owner: Some(owner),
     };
-    let (record, secret) = match ctx.console().identity.robots.create(&new).await {
+    let (record, secret) = match ctx.console().identity.robots.create(&new, &session.audit_name(), "console").await {
         Ok(created) => created,
         Err(RobotError::Exists(_)) => {
             return refuse(format!("Name: a credential named {} exists already; choose another name.", form.name)).await
@@ -310,7 +298,6 @@ pub async fn create_robot(
         Err(e @ (RobotError::Store(_) | RobotError::Rng(_))) => return Err(ConsoleError::store(&session.site, &e)),
         Err(e) => return refuse(e.to_string()).await,
     };
-    audit(&session, "robot_created", "created", "robot", &record.name);
     let login = format!("{ACCOUNT_PREFIX}{}", record.name);
     let host = session.site.registry_host.clone().unwrap_or_else(|| "<your registry>".to_string());
     let page = CreatedPage {

@@ -43,7 +43,14 @@ pub async fn page(ctx: ConsoleCtx, session: ConsoleSession) -> Result<HttpRespon
         .map(|host| format!("docker login {host} -u {}", crate::web::result::shell_quote(&session.account)));
     let via = match session.via.as_str() {
         "password" => format!("password ({})", session.backend),
-        provider => provider.to_string(),
+        // As the sign-in pages name it; a provider no longer configured by its name.
+        provider => ctx
+            .app
+            .web
+            .as_ref()
+            .and_then(|w| w.provider(provider))
+            .map_or(provider, |p| p.provider.display_name())
+            .to_string(),
     };
     let page = HomePage {
         layout: Layout::new(&session, "home"),

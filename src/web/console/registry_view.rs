@@ -101,20 +101,8 @@ pub async fn decided(
     session: &ConsoleSession,
     req: &HttpRequest,
 ) -> Result<Decided, RegistryPageError> {
-    let reader = reader(ctx)?;
-    let service = ctx.service();
-    let catalog = reader.catalog(&service.issuer).await?;
-    let registry_service = reader.service().unwrap_or_default();
-    let asker = Asker {
-        account: &session.account,
-        labels: &session.labels,
-        service: &registry_service,
-        ip: client_ip(ctx, req),
-    };
-    let decisions = service.repository_access(&asker, &catalog.repositories).await.map_err(|e| {
-        tracing::error!(error = %e, "console: the authorization chain failed");
-        ConsoleError::new(super::errors::Kind::Store, Some(session.site.clone()))
-    })?;
+    let (catalog, registry_service) = catalog(ctx).await?;
+    let decisions = decide(ctx, session, req, &registry_service, &catalog.repositories).await?;
     Ok(Decided { catalog, decisions, service: registry_service })
 }
 
@@ -126,39 +114,68 @@ pub async fn may_pull(
     req: &HttpRequest,
     name: &str,
 ) -> Result<bool, RegistryPageError> {
-    let reader = reader(ctx)?;
-    let service = ctx.service();
-    let catalog = reader.catalog(&service.issuer).await?;
+    let (catalog, registry_service) = catalog(ctx).await?;
     // Past the catalog's cap a repository may exist unlisted: the ACL and the registry decide.
     if !catalog.truncated && !catalog.repositories.iter().any(|r| r == name) {
         return Ok(false);
     }
-    let registry_service = reader.service().unwrap_or_default();
-    let asker = Asker {
-        account: &session.account,
-        labels: &session.labels,
-        service: &registry_service,
-        ip: client_ip(ctx, req),
-    };
-    let decision = service.repository_access(&asker, std::slice::from_ref(&name.to_string())).await.map_err(|e| {
-        tracing::error!(error = %e, "console: the authorization chain failed");
-        ConsoleError::new(super::errors::Kind::Store, Some(session.site.clone()))
-    })?;
+    let decision = decide(ctx, session, req, &registry_service, std::slice::from_ref(&name.to_string())).await?;
     Ok(decision.first().is_some_and(|d| d.actions.iter().any(|a| a == "pull")))
 }
 
-/// A filter as typed: trimmed, at most [`MAX_FILTER`] bytes, compared case-insensitively.
-pub fn filter_text(raw: &str) -> String {
+/// The registry's catalog and its `service` as the ACL sees it.
+async fn catalog(ctx: &ConsoleCtx) -> Result<(Arc<Catalog>, String), RegistryPageError> {
+    let reader = reader(ctx)?;
+    let catalog = reader.catalog(&ctx.service().issuer).await?;
+    Ok((catalog, reader.service().unwrap_or_default()))
+}
+
+/// Who asks, as the token endpoint would see the signed-in account asking for `service`.
+pub fn asker<'a>(ctx: &ConsoleCtx, session: &'a ConsoleSession, req: &HttpRequest, service: &'a str) -> Asker<'a> {
+    Asker { account: &session.account, labels: &session.labels, service, ip: client_ip(ctx, req) }
+}
+
+/// The account's decision on each of `repositories`, by the token endpoint's authz chain.
+async fn decide(
+    ctx: &ConsoleCtx,
+    session: &ConsoleSession,
+    req: &HttpRequest,
+    service: &str,
+    repositories: &[String],
+) -> Result<Vec<ScopeDecision>, ConsoleError> {
+    let asker = asker(ctx, session, req, service);
+    ctx.service().repository_access(&asker, repositories).await.map_err(|e| {
+        tracing::error!(error = %e, "console: the authorization chain failed");
+        ConsoleError::new(super::errors::Kind::Store, Some(session.site.clone()))
+    })
+}
+
+/// A list's name filter as typed: trimmed, at most [`MAX_FILTER`] bytes, matched
+/// case-insensitively as a substring (empty matches everything).
+pub struct NameFilter {
+    /// The text as shown back in the search box.
+    pub text: String,
+    lower: String,
+}
+
+impl NameFilter {
+    pub fn new(raw: &str) -> NameFilter {
+        let text = filter_text(raw);
+        NameFilter { lower: text.to_ascii_lowercase(), text }
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.lower.is_empty() || name.to_ascii_lowercase().contains(&self.lower)
+    }
+}
+
+fn filter_text(raw: &str) -> String {
     let trimmed = raw.trim();
     let mut end = trimmed.len().min(MAX_FILTER);
     while !trimmed.is_char_boundary(end) {
         end -= 1;
     }
     trimmed[..end].to_string()
-}
-
-pub fn matches_filter(name: &str, filter_lower: &str) -> bool {
-    filter_lower.is_empty() || name.to_ascii_lowercase().contains(filter_lower)
 }
 
 /// One page of a filtered list, with links to its neighbours.
@@ -189,6 +206,16 @@ impl Pager {
         }
     }
 
+    /// Page `raw_page` of `total` items listed at `path`, whose page links keep `filters`
+    /// (key, value; empty values left out) in their query.
+    pub fn listed(path: &str, filters: &[(&str, &str)], total: usize, raw_page: &str, per_page: usize) -> Pager {
+        Pager::new(total, raw_page, per_page, |p| {
+            let page = p.to_string();
+            let pairs: Vec<(&str, &str)> = filters.iter().copied().chain([("page", page.as_str())]).collect();
+            format!("{path}?{}", query(&pairs))
+        })
+    }
+
     /// The range of item indexes on this page.
     pub fn range(&self) -> std::ops::Range<usize> {
         self.first_shown.saturating_sub(1)..self.last_shown
@@ -196,7 +223,7 @@ impl Pager {
 }
 
 /// `key=value&...`, each value percent-encoded for a query.
-pub fn query(pairs: &[(&str, &str)]) -> String {
+fn query(pairs: &[(&str, &str)]) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (key, value) in pairs {
         if !value.is_empty() {
@@ -236,9 +263,14 @@ mod tests {
         let pager = Pager::new(0, "x", 50, |p| p.to_string());
         assert_eq!((pager.page, pager.pages, pager.first_shown, pager.last_shown), (1, 1, 0, 0));
         assert_eq!(Pager::new(10, "999", 50, |p| p.to_string()).page, 1);
-        assert_eq!(filter_text(&format!("  {}  ", "é".repeat(200))).len(), 254);
-        assert!(matches_filter("Team/App", "team/a") && !matches_filter("team/app", "other"));
+        assert_eq!(NameFilter::new(&format!("  {}  ", "é".repeat(200))).text.len(), 254);
+        let filter = NameFilter::new(" Team/A ");
+        assert!(filter.matches("team/app") && filter.matches("TEAM/APP") && !filter.matches("other/team"));
+        assert!(NameFilter::new("").matches("anything"));
         assert_eq!(query(&[("q", "a b&c"), ("page", ""), ("action", "pull")]), "q=a+b%26c&action=pull");
+        let pager = Pager::listed("/c/access", &[("q", "a b"), ("action", "")], 120, "2", 50);
+        assert_eq!(pager.prev.as_deref(), Some("/c/access?q=a+b&page=1"));
+        assert_eq!(pager.next.as_deref(), Some("/c/access?q=a+b&page=3"));
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(1536), "1.5 KiB");
     }

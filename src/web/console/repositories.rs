@@ -11,7 +11,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::page::{self, Layout};
-use super::registry_view::{self, human_size, Pager, RegistryPageError, PAGE_SIZE};
+use super::registry_view::{self, human_size, NameFilter, Pager, RegistryPageError, PAGE_SIZE};
 use super::{ConsoleCtx, ConsoleError, ConsoleSession};
 use crate::registry_reader::names;
 
@@ -93,16 +93,13 @@ async fn list_page(
     query: &ListQuery,
 ) -> Result<HttpResponse, RegistryPageError> {
     let decided = registry_view::decided(ctx, session, req).await?;
-    let q = registry_view::filter_text(&query.q);
-    let q_lower = q.to_ascii_lowercase();
+    let q = NameFilter::new(&query.q);
     let pullable: Vec<usize> = (0..decided.decisions.len())
         .filter(|&i| decided.decisions[i].actions.iter().any(|a| a == "pull"))
-        .filter(|&i| registry_view::matches_filter(&decided.catalog.repositories[i], &q_lower))
+        .filter(|&i| q.matches(&decided.catalog.repositories[i]))
         .collect();
-    let prefix = ctx.site().prefix.clone();
-    let pager = Pager::new(pullable.len(), &query.page, PAGE_SIZE, |p| {
-        format!("{prefix}/repositories?{}", registry_view::query(&[("q", &q), ("page", &p.to_string())]))
-    });
+    let path = format!("{}/repositories", ctx.site().prefix);
+    let pager = Pager::listed(&path, &[("q", &q.text)], pullable.len(), &query.page, PAGE_SIZE);
     let rows = pullable[pager.range()]
         .iter()
         .map(|&i| RepoRow {
@@ -110,8 +107,13 @@ async fn list_page(
             push: decided.decisions[i].actions.iter().any(|a| a == "push"),
         })
         .collect();
-    let page =
-        ListPage { layout: Layout::new(session, "repositories"), rows, pager, q, truncated: decided.catalog.truncated };
+    let page = ListPage {
+        layout: Layout::new(session, "repositories"),
+        rows,
+        pager,
+        q: q.text,
+        truncated: decided.catalog.truncated,
+    };
     Ok(page::html(StatusCode::OK, page.render()))
 }
 
@@ -156,19 +158,16 @@ async fn tags_page(
     pullable(ctx, session, req, name).await?;
     let reader = registry_view::reader(ctx)?;
     let tags = reader.tags(&ctx.service().issuer, name).await?;
-    let q = registry_view::filter_text(&query.q);
-    let q_lower = q.to_ascii_lowercase();
-    let matching: Vec<&String> = tags.tags.iter().filter(|t| registry_view::matches_filter(t, &q_lower)).collect();
-    let prefix = ctx.site().prefix.clone();
-    let pager = Pager::new(matching.len(), &query.page, TAGS_PER_PAGE, |p| {
-        format!("{prefix}/repositories/{name}?{}", registry_view::query(&[("q", &q), ("page", &p.to_string())]))
-    });
+    let q = NameFilter::new(&query.q);
+    let matching: Vec<&String> = tags.tags.iter().filter(|t| q.matches(t)).collect();
+    let path = format!("{}/repositories/{name}", ctx.site().prefix);
+    let pager = Pager::listed(&path, &[("q", &q.text)], matching.len(), &query.page, TAGS_PER_PAGE);
     let page = TagsPage {
         layout: Layout::new(session, "repositories"),
         repository: name.to_string(),
         tags: matching[pager.range()].iter().map(|t| t.to_string()).collect(),
         pager,
-        q,
+        q: q.text,
         truncated: tags.truncated,
         docker_pull: format!("docker pull {}/{name}", reader.host()),
     };

@@ -58,6 +58,11 @@ impl ConsoleSession {
         }
     }
 
+    /// How the signed-in account appears as `operator` in audit events: `console:<account>`.
+    pub fn audit_name(&self) -> String {
+        format!("console:{}", self.account)
+    }
+
     async fn of_request(req: HttpRequest) -> Result<ConsoleSession, ConsoleError> {
         let ctx = ConsoleCtx::from_req(&req)?;
         let site = ctx.site().clone();

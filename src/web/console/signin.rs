@@ -282,10 +282,11 @@ pub async fn with_provider(
 pub async fn landing(
     console: &super::Console,
     req: &HttpRequest,
-    provider: &str,
+    web_provider: &dyn crate::authn::oidc::provider::WebProvider,
     signed_in: &crate::authn::oidc::provider::SignedIn,
 ) -> HttpResponse {
     let site = console.site.clone();
+    let provider = web_provider.name();
     let backend = crate::authn::oidc::web_login::backend_name(provider);
     let created = console.sessions.create(&signed_in.account, signed_in.labels.clone(), backend, provider).await;
     let cookie = match created {
@@ -296,7 +297,7 @@ pub async fn landing(
     let page = LandingPage {
         layout: Layout::anonymous(&site, ""),
         account: signed_in.account.clone(),
-        provider: provider.to_string(),
+        provider: web_provider.display_name().to_string(),
         next: format!("{}/", site.prefix),
     };
     let mut response = page::html(StatusCode::OK, page.render());

@@ -4,9 +4,8 @@
 //! posts forms with the session's CSRF token; and the same in chromium (`support::browser`)
 //! with screenshots under `target/screenshots/console/<name>.png`.
 use std::path::PathBuf;
-use std::process::Command;
 
-use crate::auth_server::{binary, AuthServer};
+use crate::auth_server::AuthServer;
 use crate::common::{with_keys, KeyKind, Keys};
 use crate::stored_creds::{config, Engine};
 use crate::support::browser::{screenshot_dir, Browser};
@@ -81,9 +80,7 @@ fn start_yaml_at(addr: &str, yaml: &str) -> AuthServer {
     let path = dir.path().join("auth_config.yml");
     let text = yaml.replace("@ADDR@", &addr).replace("@DIR@", &dir.path().display().to_string());
     std::fs::write(&path, text).unwrap();
-    let mut command = Command::new(binary());
-    command.arg("serve").arg(&path).env("RUST_LOG", "info");
-    AuthServer::spawn_probing(command, addr, false, dir, "/healthz")
+    AuthServer::serve(&addr, &path, dir)
 }
 
 /// The value of the first `name="csrf"` hidden field of a page.

@@ -52,24 +52,41 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 /// OCI layout at `dir` (created if needed) and tags it `tag` in index.json.
 /// Other tags already in the layout are kept; a previous `tag` is replaced.
 pub fn write_oci_layout(dir: &Path, tag: &str, files: &[(&str, &[u8])]) -> OciImage {
-    fs::create_dir_all(dir.join("blobs/sha256"))
-        .unwrap_or_else(|e| panic!("cannot create OCI layout in {}: {e}", dir.display()));
-    write_file(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    create_layout(dir);
+    let image = write_image(dir, files, |diff_id| {
+        json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        })
+    });
+    tag_in_layout(dir, tag, image.descriptor);
+    OciImage {
+        layout_dir: dir.to_path_buf(),
+        tag: tag.to_owned(),
+        manifest_digest: image.manifest_digest,
+        layer_digest: image.layer_digest,
+        config_digest: image.config_digest,
+    }
+}
 
+/// The blobs of one single-layer image, written by [`write_image`].
+struct WrittenImage {
+    /// The manifest's descriptor, for an index.
+    descriptor: Value,
+    manifest_digest: String,
+    layer_digest: String,
+    config_digest: String,
+}
+
+/// Writes the layer of `files`, the config `config(diff_id)` makes, and the manifest of both.
+fn write_image(dir: &Path, files: &[(&str, &[u8])], config: impl FnOnce(&str) -> Value) -> WrittenImage {
     let tar = layer_tar(files);
-    let diff_id = sha256_digest(&tar);
     let layer = gzip(&tar);
     let layer_digest = write_blob(dir, &layer);
-
-    let config = json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-    });
-    let config_bytes = to_json_bytes(&config);
+    let config_bytes = to_json_bytes(&config(&sha256_digest(&tar)));
     let config_digest = write_blob(dir, &config_bytes);
-
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
@@ -78,16 +95,26 @@ pub fn write_oci_layout(dir: &Path, tag: &str, files: &[(&str, &[u8])]) -> OciIm
     });
     let manifest_bytes = to_json_bytes(&manifest);
     let manifest_digest = write_blob(dir, &manifest_bytes);
+    let descriptor = descriptor(MANIFEST_MEDIA_TYPE, &manifest_digest, manifest_bytes.len());
+    WrittenImage { descriptor, manifest_digest, layer_digest, config_digest }
+}
 
-    let mut entry = descriptor(MANIFEST_MEDIA_TYPE, &manifest_digest, manifest_bytes.len());
+/// The layout's directories and `oci-layout` file.
+fn create_layout(dir: &Path) {
+    fs::create_dir_all(dir.join("blobs/sha256"))
+        .unwrap_or_else(|e| panic!("cannot create OCI layout in {}: {e}", dir.display()));
+    write_file(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#);
+}
+
+/// Tags `entry` (a manifest or index descriptor) `tag` in the layout's index.json,
+/// replacing a previous `tag` and keeping the other tags.
+fn tag_in_layout(dir: &Path, tag: &str, mut entry: Value) {
     entry["annotations"] = json!({ REF_NAME: tag });
     let mut entries = read_index(dir);
     entries.retain(|existing| existing["annotations"][REF_NAME] != tag);
     entries.push(entry);
     let index = json!({ "schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": entries });
     write_file(&dir.join("index.json"), &to_json_bytes(&index));
-
-    OciImage { layout_dir: dir.to_path_buf(), tag: tag.to_owned(), manifest_digest, layer_digest, config_digest }
 }
 
 /// What a layout holds for `tag`: (manifest digest, layer digests). Reads
@@ -202,53 +229,35 @@ pub type PlatformSpec<'a> = (&'a str, &'a str, Option<&'a str>);
 /// `dir`. Returns the index digest and the per-platform manifest digests. Push with
 /// `skopeo copy --all`.
 pub fn write_oci_index(dir: &Path, tag: &str, platforms: &[PlatformSpec<'_>]) -> (String, Vec<String>) {
-    fs::create_dir_all(dir.join("blobs/sha256"))
-        .unwrap_or_else(|e| panic!("cannot create OCI layout in {}: {e}", dir.display()));
-    write_file(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    create_layout(dir);
     let mut entries = Vec::new();
     let mut digests = Vec::new();
     for (os, architecture, variant) in platforms {
         let text = format!("built for {os}/{architecture}");
-        let tar = layer_tar(&[("platform.txt", text.as_bytes())]);
-        let diff_id = sha256_digest(&tar);
-        let layer = gzip(&tar);
-        let layer_digest = write_blob(dir, &layer);
-        let mut config = json!({
-            "created": "2026-01-02T03:04:05Z",
-            "architecture": architecture,
-            "os": os,
-            "config": {},
-            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        let image = write_image(dir, &[("platform.txt", text.as_bytes())], |diff_id| {
+            let mut config = json!({
+                "created": "2026-01-02T03:04:05Z",
+                "architecture": architecture,
+                "os": os,
+                "config": {},
+                "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+            });
+            if let Some(variant) = variant {
+                config["variant"] = json!(variant);
+            }
+            config
         });
-        let mut platform = json!({ "os": os, "architecture": architecture });
+        let mut entry = image.descriptor;
+        entry["platform"] = json!({ "os": os, "architecture": architecture });
         if let Some(variant) = variant {
-            config["variant"] = json!(variant);
-            platform["variant"] = json!(variant);
+            entry["platform"]["variant"] = json!(variant);
         }
-        let config_bytes = to_json_bytes(&config);
-        let config_digest = write_blob(dir, &config_bytes);
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "config": descriptor(CONFIG_MEDIA_TYPE, &config_digest, config_bytes.len()),
-            "layers": [descriptor(LAYER_MEDIA_TYPE, &layer_digest, layer.len())],
-        });
-        let manifest_bytes = to_json_bytes(&manifest);
-        let manifest_digest = write_blob(dir, &manifest_bytes);
-        let mut entry = descriptor(MANIFEST_MEDIA_TYPE, &manifest_digest, manifest_bytes.len());
-        entry["platform"] = platform;
         entries.push(entry);
-        digests.push(manifest_digest);
+        digests.push(image.manifest_digest);
     }
     let image_index = json!({ "schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": entries });
     let index_bytes = to_json_bytes(&image_index);
     let index_digest = write_blob(dir, &index_bytes);
-    let mut entry = descriptor(INDEX_MEDIA_TYPE, &index_digest, index_bytes.len());
-    entry["annotations"] = json!({ REF_NAME: tag });
-    let mut top = read_index(dir);
-    top.retain(|existing| existing["annotations"][REF_NAME] != tag);
-    top.push(entry);
-    let layout_index = json!({ "schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": top });
-    write_file(&dir.join("index.json"), &to_json_bytes(&layout_index));
+    tag_in_layout(dir, tag, descriptor(INDEX_MEDIA_TYPE, &index_digest, index_bytes.len()));
     (index_digest, digests)
 }

@@ -65,6 +65,8 @@ pub async fn page(op: Operator, query: web::Query<Query>) -> Result<HttpResponse
         repository: wanted(&query.repository),
         limit,
     };
+    // Events of the last moments (this operator's own actions among them) are still gathering.
+    recent_events::recorder::written().await;
     let events = recent_events::recent(&op.ctx.console().store, &filter).await.map_err(|e| op.store_error(&e))?;
     let rows = events.into_iter().map(row).collect();
     let page = AuditPage {

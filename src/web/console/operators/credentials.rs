@@ -6,9 +6,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{utc, Operator, SubNav};
-use crate::identity::audit::{self, Event};
 use crate::identity::identity_token::{Selector, ID_LEN};
-use crate::identity::robot::{RobotError, ACCOUNT_PREFIX};
+use crate::identity::robot::RobotError;
 use crate::web::console::csrf;
 use crate::web::console::errors::Kind;
 use crate::web::console::page::{self, Layout};
@@ -115,23 +114,11 @@ pub async fn revoke_token(op: Operator, form: web::Form<RevokeToken>) -> Result<
             Some(op.session.site.clone()),
         ));
     }
-    let console = op.ctx.console();
-    let revoked =
-        console.identity.tokens.revoke(&Selector::Id(id.to_string())).await.map_err(|e| op.store_error(&e))?;
-    let operator = op.audit_name();
-    for t in &revoked {
-        let event = Event {
-            event: "identity_token_revoked",
-            outcome: "revoked",
-            account: &t.record.account,
-            credential: "identity_token",
-            id: &t.id,
-            operator: &operator,
-            detail: "console",
-            ..Default::default()
-        };
-        audit::log_and_keep(&event, "identity token revoked", &console.store).await;
-    }
+    let tokens = &op.ctx.console().identity.tokens;
+    let revoked = tokens
+        .revoke(&Selector::Id(id.to_string()), &op.audit_name(), "console")
+        .await
+        .map_err(|e| op.store_error(&e))?;
     let done = if revoked.is_empty() { "gone" } else { "token" };
     Ok(page::see_other(&format!("{}/operators/credentials?done={done}", op.session.site.prefix)))
 }
@@ -147,24 +134,9 @@ pub struct RevokeRobot {
 /// POST `/operators/robots/revoke`: one robot by name.
 pub async fn revoke_robot(op: Operator, form: web::Form<RevokeRobot>) -> Result<HttpResponse, ConsoleError> {
     csrf::verify(&op.session, &form.csrf)?;
-    let console = op.ctx.console();
-    let done = match console.identity.robots.revoke(&form.name).await {
-        Ok(()) => {
-            let account = format!("{ACCOUNT_PREFIX}{}", form.name);
-            let operator = op.audit_name();
-            let event = Event {
-                event: "robot_revoked",
-                outcome: "revoked",
-                account: &account,
-                credential: "robot",
-                id: &form.name,
-                operator: &operator,
-                detail: "console",
-                ..Default::default()
-            };
-            audit::log_and_keep(&event, "robot credential changed", &console.store).await;
-            "robot"
-        }
+    let robots = &op.ctx.console().identity.robots;
+    let done = match robots.revoke(&form.name, &op.audit_name(), "console").await {
+        Ok(()) => "robot",
         Err(RobotError::Store(e)) => return Err(op.store_error(&e)),
         Err(_) => "gone",
     };

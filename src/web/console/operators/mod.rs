@@ -70,7 +70,7 @@ pub struct Operator {
 impl Operator {
     /// How the operator appears in audit events: `console:<account>`.
     pub fn audit_name(&self) -> String {
-        format!("console:{}", self.session.account)
+        self.session.audit_name()
     }
 
     pub fn store_error(&self, error: &dyn std::fmt::Display) -> ConsoleError {
