@@ -33,6 +33,8 @@ APT_COMPONENTS=(
   # /usr/bin/python3, and flock(1) to hold a LevelDB lock as docker_auth's goleveldb does.
   "/usr/lib/python3/dist-packages/plyvel|python3-plyvel"
   "flock|util-linux"
+  # The console's blob-redirect tests: tests/storage-server/serve.py (standard library only).
+  "python3|python3"
 )
 PYPI_PACKAGE=secantusdb
 PYPI_COMMAND=secantusd-py

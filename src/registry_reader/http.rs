@@ -1,6 +1,7 @@
-//! One bounded GET against the registry: a whole-answer timeout, a body cap chosen by the
-//! caller, a bound on calls in flight, no redirects followed, and errors sorted into what
-//! an operator can act on (down, TLS, refused, not found, nonsense).
+//! One bounded GET against the registry (or, after a redirect, its storage): a whole-answer
+//! timeout, a body cap chosen by the caller, a bound on calls in flight, no redirects followed
+//! here (`redirect` decides), and errors sorted into what an operator can act on (down, TLS,
+//! refused, not found, nonsense).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,14 +29,28 @@ impl Answer {
 
 pub struct RegistryHttp {
     client: HttpsClient<Empty<Bytes>>,
+    /// For redirect targets on other origins (S3, a CDN): the system's roots and the registry's CA.
+    storage_client: HttpsClient<Empty<Bytes>>,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
 }
 
 impl RegistryHttp {
-    pub fn new(roots: rustls::RootCertStore, timeout: Duration, max_in_flight: usize) -> Result<RegistryHttp, String> {
+    pub fn new(
+        roots: rustls::RootCertStore,
+        storage_roots: rustls::RootCertStore,
+        timeout: Duration,
+        max_in_flight: usize,
+    ) -> Result<RegistryHttp, String> {
         let client = https_or_http_client(roots, timeout)?;
-        Ok(RegistryHttp { client, timeout, in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))) })
+        let storage_client = https_or_http_client(storage_roots, timeout)?;
+        let in_flight = Arc::new(Semaphore::new(max_in_flight.max(1)));
+        Ok(RegistryHttp { client, storage_client, timeout, in_flight })
+    }
+
+    /// `GET url` on the registry's storage: never with a token.
+    pub async fn get_storage(&self, url: &str, accept: &str, max_body: usize) -> Result<Answer, ReadError> {
+        self.send(&self.storage_client, url, accept, None, max_body).await
     }
 
     /// `GET url` with `accept` and an optional bearer token; the body is refused past
@@ -43,6 +58,17 @@ impl RegistryHttp {
     /// are errors.
     pub async fn get(
         &self,
+        url: &str,
+        accept: &str,
+        bearer: Option<&str>,
+        max_body: usize,
+    ) -> Result<Answer, ReadError> {
+        self.send(&self.client, url, accept, bearer, max_body).await
+    }
+
+    async fn send(
+        &self,
+        client: &HttpsClient<Empty<Bytes>>,
         url: &str,
         accept: &str,
         bearer: Option<&str>,
@@ -58,7 +84,7 @@ impl RegistryHttp {
         let path = request.uri().path().to_string();
         let whole = async {
             let _permit = self.in_flight.acquire().await.map_err(|_| ReadError::Unreachable("shutting down".into()))?;
-            let response = self.client.request(request).await.map_err(|e| transport_error(&e))?;
+            let response = client.request(request).await.map_err(|e| transport_error(&e))?;
             let (parts, body) = response.into_parts();
             let declared = parts.headers.get(http::header::CONTENT_LENGTH);
             let declared = declared.and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());

@@ -14,6 +14,7 @@ use url::Url;
 mod http;
 pub mod manifest;
 pub mod names;
+mod redirect;
 pub mod token;
 
 use self::http::{Answer, RegistryHttp};
@@ -79,6 +80,13 @@ pub enum ReadError {
     TooLarge(usize),
     #[error("the registry's answer makes no sense: {0}")]
     BadAnswer(String),
+    /// `n` above the registry's `catalog.maxentries` (distribution's PAGINATION_NUMBER_INVALID);
+    /// the list is read again in the registry's own page size.
+    #[error("the registry refused the page size (its catalog.maxentries is lower)")]
+    PageSizeRefused,
+    /// A redirect target (the registry's storage) failed; the URL is named without its query.
+    #[error("the registry's storage, where it redirected the read, failed: {0}")]
+    Storage(String),
     #[error("{1} (GET {0})")]
     At(String, Box<ReadError>),
 }
@@ -172,7 +180,13 @@ impl RegistryReader {
             Some(pem) => pem_roots(pem)?,
             None => crate::upstream_client::system_roots(),
         };
-        let http = RegistryHttp::new(roots, config.limits.timeout, config.limits.max_in_flight)?;
+        // Storage behind a redirect (S3, a CDN) usually has a public certificate; a private
+        // one (MinIO) often shares the registry's CA.
+        let mut storage_roots = crate::upstream_client::system_roots();
+        if let Some(pem) = &config.ca_pem {
+            storage_roots.roots.extend(pem_roots(pem)?.roots);
+        }
+        let http = RegistryHttp::new(roots, storage_roots, config.limits.timeout, config.limits.max_in_flight)?;
         let mut base = config.url;
         base.set_path("");
         base.set_query(None);
@@ -277,6 +291,9 @@ impl RegistryReader {
                         return Err(ReadError::BadAnswer(format!("an index entry's digest {:?}", entry.digest)));
                     }
                     let (child, _, digest) = self.manifest(issuer, repository, &scope, &entry.digest).await?;
+                    if entry.digest.starts_with("sha256:") && digest != entry.digest {
+                        return Err(ReadError::BadAnswer(format!("the manifest {} has another digest", entry.digest)));
+                    }
                     let Manifest::Image { config, layers } = child else {
                         return Err(ReadError::BadAnswer("an index inside an index".into()));
                     };
@@ -324,7 +341,11 @@ impl RegistryReader {
             return Err(ReadError::BadAnswer(format!("a config digest {:?}", config.digest)));
         }
         let path = format!("/v2/{repository}/blobs/{}", config.digest);
-        let answer = self.authorized_get(issuer, &path, scope, "*/*", MAX_CONFIG_BODY).await?;
+        let answer = self.authorized_get_blob(issuer, &path, scope, MAX_CONFIG_BODY).await?;
+        // Read from storage behind a redirect, the bytes prove themselves by their digest.
+        if !digest_matches(&config.digest, &answer.body) {
+            return Err(ReadError::BadAnswer("the config blob does not match its digest".into()).at(&path));
+        }
         let parsed = ImageConfig::parse(&answer.body).map_err(|e| ReadError::BadAnswer(e).at(&path))?;
         let size = config.size.saturating_add(layers.iter().map(|l| l.size).fold(0u64, u64::saturating_add));
         Ok(PlatformImage {
@@ -346,12 +367,23 @@ impl RegistryReader {
     ) -> Result<(Vec<String>, bool), ReadError> {
         let mut items = Vec::new();
         let mut next = Some(format!("{path}?n={}", self.limits.page_size.clamp(1, 1000)));
+        let mut own_page_size = false;
         while let Some(path_and_query) = next.take() {
             if items.len() >= max {
                 items.truncate(max);
                 return Ok((items, true));
             }
-            let answer = self.authorized_get(issuer, &path_and_query, scope, "application/json", MAX_LIST_BODY).await?;
+            let answer =
+                match self.authorized_get(issuer, &path_and_query, scope, "application/json", MAX_LIST_BODY).await {
+                    // A registry with a lower `catalog.maxentries` refuses our `n`; without one it
+                    // pages in its own size (min(100, maxentries)) and links the rest.
+                    Err(e) if matches!(e.kind(), ReadError::PageSizeRefused) && items.is_empty() && !own_page_size => {
+                        own_page_size = true;
+                        next = Some(path.to_string());
+                        continue;
+                    }
+                    answer => answer?,
+                };
             let mut body: serde_json::Value = serde_json::from_slice(&answer.body)
                 .map_err(|e| ReadError::BadAnswer(format!("not JSON: {e}")).at(path))?;
             let page = match body.get_mut(field).map(serde_json::Value::take) {
@@ -392,7 +424,8 @@ impl RegistryReader {
         })
     }
 
-    /// GET with a console token for `scope`; a refused cached token is replaced once.
+    /// GET with a console token for `scope`; a refused cached token is replaced once. A
+    /// redirect is an error here: only blob reads follow one ([`Self::authorized_get_blob`]).
     async fn authorized_get(
         &self,
         issuer: &TokenIssuer,
@@ -400,6 +433,29 @@ impl RegistryReader {
         scope: &TokenScope,
         accept: &str,
         max_body: usize,
+    ) -> Result<Answer, ReadError> {
+        self.authorized_get_following(issuer, path_and_query, scope, accept, max_body, false).await
+    }
+
+    /// [`Self::authorized_get`] that follows the registry's redirect to its storage.
+    async fn authorized_get_blob(
+        &self,
+        issuer: &TokenIssuer,
+        path: &str,
+        scope: &TokenScope,
+        max_body: usize,
+    ) -> Result<Answer, ReadError> {
+        self.authorized_get_following(issuer, path, scope, "*/*", max_body, true).await
+    }
+
+    async fn authorized_get_following(
+        &self,
+        issuer: &TokenIssuer,
+        path_and_query: &str,
+        scope: &TokenScope,
+        accept: &str,
+        max_body: usize,
+        follow_redirects: bool,
     ) -> Result<Answer, ReadError> {
         let url = format!("{}{}", self.base.as_str().trim_end_matches('/'), path_and_query);
         let service = self.discover_service().await?;
@@ -412,6 +468,11 @@ impl RegistryReader {
             let answer = self.http.get(&url, accept, token.as_deref(), max_body).await?;
             match answer.status.as_u16() {
                 200 => return Ok(answer),
+                _ if follow_redirects && redirect::is_redirect(answer.status) => {
+                    let from = Url::parse(&url).map_err(|e| ReadError::BadAnswer(e.to_string()))?;
+                    let followed = self.follow(answer, from, token.as_deref(), accept, max_body).await;
+                    return followed.map_err(|e| e.at(strip_query(path_and_query)));
+                }
                 401 if !retried && service.is_some() => {
                     if let Some(service) = &service {
                         self.tokens.forget(service, scope);
@@ -428,11 +489,54 @@ impl RegistryReader {
                 }
                 404 => return Err(ReadError::NotFound),
                 status => {
-                    let error = ReadError::BadAnswer(format!("answered {status}"));
+                    let code = error_code(&answer.body);
+                    let error = match code.as_deref() {
+                        Some("PAGINATION_NUMBER_INVALID") if status == 400 => ReadError::PageSizeRefused,
+                        Some(code) => ReadError::BadAnswer(format!("answered {status} {code}")),
+                        None => ReadError::BadAnswer(format!("answered {status}")),
+                    };
                     return Err(error.at(strip_query(path_and_query)));
                 }
             }
         }
+    }
+
+    /// Follows `answer`'s redirect chain (at most [`redirect::MAX_HOPS`]), each hop under the
+    /// same timeout and body cap; the token goes only to the registry's own origin.
+    async fn follow(
+        &self,
+        mut answer: Answer,
+        mut from: Url,
+        token: Option<&str>,
+        accept: &str,
+        max_body: usize,
+    ) -> Result<Answer, ReadError> {
+        for _ in 0..redirect::MAX_HOPS {
+            let to = redirect::target(&from, &answer)?;
+            let own = redirect::may_carry_token(&self.base, &to);
+            answer = if own {
+                self.http.get(to.as_str(), accept, token, max_body).await?
+            } else {
+                let shown = redirect::shown(&to);
+                self.http.get_storage(to.as_str(), accept, max_body).await.map_err(|e| match e.kind() {
+                    ReadError::TooLarge(_) => e.kind().clone(),
+                    inner => ReadError::Storage(format!("{shown}: {inner}")),
+                })?
+            };
+            if answer.status == ::http::StatusCode::OK {
+                return Ok(answer);
+            }
+            if !redirect::is_redirect(answer.status) {
+                let status = answer.status.as_u16();
+                return Err(if own {
+                    ReadError::BadAnswer(format!("a redirect target on the registry answered {status}"))
+                } else {
+                    ReadError::Storage(format!("{} answered {status}", redirect::shown(&to)))
+                });
+            }
+            from = to;
+        }
+        Err(ReadError::BadAnswer(format!("more than {} redirects", redirect::MAX_HOPS)))
     }
 
     /// The token audience: configured, or the `service` of the registry's challenge at `/v2/`.
@@ -463,8 +567,26 @@ impl RegistryReader {
     }
 }
 
+/// The first `code` of a distribution error body (`{"errors":[{"code":"NAME_UNKNOWN",...}]}`),
+/// kept only when it looks like one (it goes into logs and pages).
+fn error_code(body: &[u8]) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = body.get("errors")?.get(0)?.get("code")?.as_str()?;
+    let plausible = !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    plausible.then(|| code.to_string())
+}
+
 fn strip_query(path_and_query: &str) -> &str {
     path_and_query.split('?').next().unwrap_or(path_and_query)
+}
+
+/// `digest` is `sha256:<hex>` or `sha512:<hex>` (checked by `names::is_digest`) of `body`.
+fn digest_matches(digest: &str, body: &[u8]) -> bool {
+    match digest.split_once(':') {
+        Some(("sha256", hex_digest)) => hex(&Sha256::digest(body)) == hex_digest,
+        Some(("sha512", hex_digest)) => hex(&sha2::Sha512::digest(body)) == hex_digest,
+        _ => false,
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -481,4 +603,19 @@ fn pem_roots(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
         return Err("the registry CA file holds no certificate".into());
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_read_when_plausible() {
+        let body =
+            br#"{"errors":[{"code":"PAGINATION_NUMBER_INVALID","message":"invalid number","detail":{"n":1000}}]}"#;
+        assert_eq!(error_code(body).as_deref(), Some("PAGINATION_NUMBER_INVALID"));
+        assert_eq!(error_code(br#"{"errors":[{"code":"evil\ncode"}]}"#), None);
+        assert_eq!(error_code(b"<html>502</html>"), None);
+        assert_eq!(error_code(br#"{"errors":[]}"#), None);
+    }
 }

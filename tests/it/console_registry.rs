@@ -1,7 +1,10 @@
 //! The console's registry side (issue 14 items 2, 3 and 7's data): the registry reader
-//! against the real registry (2.8.2) holding images pushed by skopeo — single-platform OCI
-//! images and a multi-platform OCI index — and, on the real binary, the My access and
-//! Repositories pages at the HTTP level and in a real browser.
+//! against the real registries (2.8.2, 3.0.0 and 3.1.1, one test per version running every
+//! reading flow on one registry and one console) holding images pushed by skopeo —
+//! single-platform OCI images and a multi-platform OCI index — and, on the real binary, the
+//! My access and Repositories pages at the HTTP level and in a real browser. Blob reads the
+//! registry redirects to its storage (the `redirect` middleware, storage served by a real
+//! static HTTP server) are followed without our token.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -12,8 +15,9 @@ use tempfile::TempDir;
 
 use crate::common::{KeyKind, Keys};
 use crate::support::oci::{write_oci_index, write_oci_layout};
-use crate::support::registry::{Registry, RegistryAuth};
+use crate::support::registry::{Registry, RegistryAuth, Version};
 use crate::support::skopeo::{docker_ref, Creds, Skopeo};
+use crate::support::storage_server::{Mode, StorageServer, SIGNATURE};
 use crate::support::temp_dir;
 
 const SERVICE: &str = "registry.console.test";
@@ -74,23 +78,35 @@ fn keys() -> &'static Keys {
     KEYS.get_or_init(|| Keys::new(KeyKind::EcP256))
 }
 
-/// A token registry on the pushed storage trusting `cert` (the module's key by default).
-fn registry_trusting(cert: &Path) -> Registry {
-    let auth = RegistryAuth {
+/// The token form each version gets: 2.8.2 the libtrust kid (the default), 3.x `x5c` (3.x
+/// rejects libtrust kids; see shared/peers/registry3-token-rules.md).
+fn x5c(version: Version) -> bool {
+    version != Version::V2_8_2
+}
+
+fn auth_trusting(cert: &Path) -> RegistryAuth {
+    RegistryAuth {
         realm: "http://127.0.0.1:9/auth".into(),
         service: SERVICE.into(),
         issuer: ISSUER.into(),
         rootcertbundle: cert.to_path_buf(),
-    };
-    crate::support::registry::Registry::start_version(
-        crate::support::registry::Version::V2_8_2,
-        auth.into(),
-        Some(&pushed().data),
-    )
+    }
 }
 
-fn issuer(keys: &Keys) -> TokenIssuer {
-    let options = TokenOptions { issuer: ISSUER.into(), expiration_secs: 900, kid_mode: KidMode::Libtrust, x5c: false };
+/// Registry `version` on the pushed storage (or `data`) trusting `cert`, with `extra` config.
+fn registry_on(version: Version, cert: &Path, data: Option<&Path>, extra: &str) -> Registry {
+    let data = data.unwrap_or(&pushed().data);
+    Registry::start_version_with_config(version, auth_trusting(cert).into(), Some(data), extra)
+}
+
+/// A 2.8.2 token registry on the pushed storage trusting `cert`.
+fn registry_trusting(cert: &Path) -> Registry {
+    registry_on(Version::V2_8_2, cert, None, "")
+}
+
+fn issuer(keys: &Keys, version: Version) -> TokenIssuer {
+    let options =
+        TokenOptions { issuer: ISSUER.into(), expiration_secs: 900, kid_mode: KidMode::Libtrust, x5c: x5c(version) };
     TokenIssuer::new(options, SigningKey::load(&keys.cert, &keys.key).unwrap())
 }
 
@@ -103,13 +119,41 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
 
-/// Catalog (several pages, then cut at a cap), tags, a single image's and a multi-platform
-/// index's details, all with self-minted tokens the real registry accepts.
+/// A registry's `catalog.maxentries` below the reader's page size (1000): the registry
+/// refuses `n=1000` (400 PAGINATION_NUMBER_INVALID) and the reader pages in its size.
+const SMALL_CATALOG_PAGES: &str = "catalog:\n  maxentries: 2\n";
+
+/// Every reading flow on registry `version`: the reader directly, then My access and
+/// Repositories through the console, on one registry (catalog pages of at most 2) and one
+/// console server.
+fn reading_flows(version: Version) {
+    let setup = ConsoleSetup::on(version, registry_on(version, &keys().cert, None, SMALL_CATALOG_PAGES));
+    reader_reads_catalog_tags_and_tag_details(version, &setup.registry);
+    my_access_shows_each_repository_with_the_deciding_rule(&setup);
+    repositories_show_only_what_the_account_may_pull(&setup);
+}
+
 #[test]
-fn reader_reads_catalog_tags_and_tag_details() {
+fn reading_flows_on_2_8_2() {
+    reading_flows(Version::V2_8_2);
+}
+
+#[test]
+fn reading_flows_on_3_0_0() {
+    reading_flows(Version::V3_0_0);
+}
+
+#[test]
+fn reading_flows_on_3_1_1() {
+    reading_flows(Version::V3_1_1);
+}
+
+/// Catalog (several pages, then cut at a cap), tags (paginated where the registry does so),
+/// a single image's and a multi-platform index's details, all with self-minted tokens the
+/// real registry accepts; a token of a key it does not trust is refused, and says why.
+fn reader_reads_catalog_tags_and_tag_details(version: Version, registry: &Registry) {
     let pushed = pushed();
-    let registry = registry_trusting(&keys().cert);
-    let issuer = issuer(keys());
+    let issuer = issuer(keys(), version);
     let limits = ReaderLimits { page_size: 2, ..ReaderLimits::default() };
     let reader = new_reader(&registry.url(), None, limits.clone());
     block_on(async {
@@ -118,17 +162,19 @@ fn reader_reads_catalog_tags_and_tag_details() {
         assert!(!catalog.truncated);
         assert_eq!(reader.service().as_deref(), Some(SERVICE), "the audience comes from the challenge");
 
-        let tags = reader.tags(&issuer, "team/app").await.unwrap();
+        let tags = reader.tags(&issuer, "team/app").await.unwrap_or_else(|e| panic!("{e}\n{}", registry.log()));
         assert_eq!(tags.tags, ["v1", "v2"]);
+        let one_a_page = new_reader(&registry.url(), None, ReaderLimits { page_size: 1, ..limits.clone() });
+        assert_eq!(one_a_page.tags(&issuer, "team/app").await.unwrap().tags, ["v1", "v2"]);
 
-        let app = reader.tag_detail(&issuer, "team/app", "v1").await.unwrap();
+        let app = reader.tag_detail(&issuer, "team/app", "v1").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(app.digest, pushed.app_digest);
         assert_eq!(app.size, pushed.app_size);
         assert_eq!(app.images.len(), 1);
         assert_eq!(app.images[0].platform.to_string(), "linux/amd64");
         assert_eq!(app.media_type, "application/vnd.oci.image.manifest.v1+json");
 
-        let multi = reader.tag_detail(&issuer, "team/multi", "v1").await.unwrap();
+        let multi = reader.tag_detail(&issuer, "team/multi", "v1").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(multi.digest, pushed.multi_digest);
         assert_eq!(multi.media_type, "application/vnd.oci.image.index.v1+json");
         let platforms: Vec<String> = multi.images.iter().map(|i| i.platform.to_string()).collect();
@@ -149,6 +195,120 @@ fn reader_reads_catalog_tags_and_tag_details() {
     let catalog = block_on(capped.catalog(&issuer)).unwrap();
     assert_eq!(catalog.repositories, REPOSITORIES[..3]);
     assert!(catalog.truncated);
+
+    // The default page size is above this registry's catalog.maxentries: refused, then
+    // read in the registry's pages.
+    let default = new_reader(&registry.url(), None, ReaderLimits::default());
+    let catalog = block_on(default.catalog(&issuer)).unwrap_or_else(|e| panic!("{e}\n{}", registry.log()));
+    assert_eq!(catalog.repositories, REPOSITORIES);
+    let log = registry.log();
+    assert!(log.contains("\"GET /v2/_catalog?n=1000 HTTP/1.1\" 400"), "{log}");
+
+    // A key the registry does not trust: 401 with the registry's reason.
+    let stranger = self::issuer(&Keys::new(KeyKind::EcP256), version);
+    let err = block_on(new_reader(&registry.url(), None, ReaderLimits::default()).catalog(&stranger)).unwrap_err();
+    assert!(matches!(err.kind(), ReadError::Unauthorized(_)), "{err}");
+    assert!(err.to_string().contains("invalid_token"), "{err}\n{}", registry.log());
+}
+
+/// Blob reads the registry redirects to its storage (distribution's `redirect` middleware
+/// pointing at a real static server over the registry's storage directory) are followed,
+/// and storage never sees our token: the reader's tag details and the console's tag page.
+/// Misbehaving storage (a loop, a body past the cap, wrong bytes, a refused presigned URL)
+/// gives a clear error that names no presigned signature.
+fn blob_reads_follow_redirects_to_storage(version: Version) {
+    let pushed = pushed();
+    let storage = StorageServer::start(&pushed.data, "storage");
+    // 2.8.2 drops the baseurl's path (redirecting to /docker/...), 3.x keeps it.
+    let middleware = format!(
+        "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: \"{}storage/\"\n",
+        storage.base_url()
+    );
+    let blob_prefix = match version {
+        Version::V2_8_2 => "/docker/registry/v2/blobs/sha256/",
+        _ => "/storage/docker/registry/v2/blobs/sha256/",
+    };
+    let registry = registry_on(version, &keys().cert, None, &middleware);
+    let issuer = issuer(keys(), version);
+    let reader = new_reader(&registry.url(), None, ReaderLimits::default());
+    let logs = || format!("{}\n{}", registry.log(), storage.log());
+    block_on(async {
+        let app = reader.tag_detail(&issuer, "team/app", "v1").await.unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+        assert_eq!((app.digest.as_str(), app.size), (pushed.app_digest.as_str(), pushed.app_size));
+        assert_eq!(app.images[0].platform.to_string(), "linux/amd64");
+        let multi = reader.tag_detail(&issuer, "team/multi", "v1").await.unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+        let platforms: Vec<String> = multi.images.iter().map(|i| i.platform.to_string()).collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+        assert_eq!(multi.created.as_deref(), Some("2026-01-02T03:04:05Z"));
+    });
+    // One config read per image, each from storage (the reader asks storage only when the
+    // registry redirects), and not one with an Authorization header.
+    let seen = storage.seen();
+    let blob_reads = seen.iter().filter(|s| s.method == "GET" && s.path.starts_with(blob_prefix)).count();
+    assert_eq!(blob_reads, 3, "{seen:#?}\n{}", logs());
+    let no_token = |seen: &[crate::support::storage_server::Seen]| {
+        assert!(!seen.is_empty());
+        for request in seen {
+            assert!(!request.headers.contains_key("authorization"), "storage saw a token: {request:?}");
+        }
+    };
+    no_token(&seen);
+
+    let failure = |mode: Mode| {
+        storage.set_mode(mode);
+        let err = block_on(reader.tag_detail(&issuer, "team/app", "v1")).unwrap_err();
+        assert!(!err.to_string().contains(SIGNATURE), "{err}");
+        err
+    };
+    let err = failure(Mode::Loop);
+    assert!(
+        matches!(err.kind(), ReadError::BadAnswer(_)) && err.to_string().contains("more than 5 redirects"),
+        "{err}"
+    );
+    let err = failure(Mode::Big);
+    assert!(matches!(err.kind(), ReadError::TooLarge(_)), "{err}");
+    let err = failure(Mode::Wrong);
+    assert!(err.to_string().contains("does not match its digest"), "{err}");
+    let err = failure(Mode::Signed);
+    assert!(matches!(err.kind(), ReadError::Storage(_)), "{err}");
+    let storage_origin = storage.base_url().trim_end_matches('/').to_string();
+    assert!(err.to_string().contains(&format!("{storage_origin}{blob_prefix}")), "{err}");
+    assert!(err.to_string().contains("answered 403"), "{err}");
+    let seen = storage.seen();
+    assert!(seen.iter().any(|s| s.path.contains(SIGNATURE)), "the presigned-style URL was followed: {seen:#?}");
+    no_token(&seen);
+
+    // The console's tag page reads through the redirect too; failing storage is a 502 that says so.
+    storage.set_mode(Mode::Serve);
+    let setup = ConsoleSetup::on(version, registry);
+    let mut alice = setup.sign_in("alice");
+    let tag = alice.get("/repositories/team/multi:v1");
+    assert_eq!(tag.status, 200, "{}\n{}", tag.body, setup.server.log());
+    assert_eq!(element_text(&tag.body, "digest"), Some(pushed.multi_digest.clone()));
+    assert!(tag.body.contains("linux/arm64/v8"), "{}", tag.body);
+    storage.set_mode(Mode::Signed);
+    let failed = alice.get("/repositories/team/app:v1");
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    let reason = unescape(&element_text(&failed.body, "reason").unwrap_or_default());
+    assert!(reason.contains("storage"), "{}", failed.body);
+    let log = setup.server.log();
+    assert!(log.contains("answered 403") && !log.contains(SIGNATURE), "{log}");
+    no_token(&storage.seen());
+}
+
+#[test]
+fn blob_redirects_on_2_8_2() {
+    blob_reads_follow_redirects_to_storage(Version::V2_8_2);
+}
+
+#[test]
+fn blob_redirects_on_3_0_0() {
+    blob_reads_follow_redirects_to_storage(Version::V3_0_0);
+}
+
+#[test]
+fn blob_redirects_on_3_1_1() {
+    blob_reads_follow_redirects_to_storage(Version::V3_1_1);
 }
 
 /// A catalog read is reused for its time to live: many pages asking within it walk the
@@ -156,7 +316,7 @@ fn reader_reads_catalog_tags_and_tag_details() {
 #[test]
 fn reader_caches_the_catalog_briefly() {
     let registry = registry_trusting(&keys().cert);
-    let issuer = issuer(keys());
+    let issuer = issuer(keys(), Version::V2_8_2);
     let limits = ReaderLimits { catalog_ttl: Duration::from_millis(1500), ..ReaderLimits::default() };
     let reader = new_reader(&registry.url(), None, limits);
     let walks = || registry.log().matches("\"GET /v2/_catalog").count();
@@ -183,20 +343,14 @@ fn wait_for_log(done: impl Fn() -> bool) {
     }
 }
 
-/// Clear errors, never a panic: nothing listening, a registry that trusts another key
-/// (401 on our token), and TLS with a certificate the reader does not trust.
+/// Clear errors, never a panic: nothing listening, and TLS with a certificate the reader
+/// does not trust (a registry refusing our token: in `reading_flows`, per version).
 #[test]
 fn reader_errors_say_what_is_wrong() {
-    let issuer = issuer(keys());
+    let issuer = issuer(keys(), Version::V2_8_2);
     let closed = format!("http://127.0.0.1:{}", crate::support::ports::free_port());
     let err = block_on(new_reader(&closed, None, ReaderLimits::default()).catalog(&issuer)).unwrap_err();
     assert!(matches!(err.kind(), ReadError::Unreachable(_)), "{err}");
-
-    let other = Keys::new(KeyKind::EcP256);
-    let registry = registry_trusting(&other.cert);
-    let err = block_on(new_reader(&registry.url(), None, ReaderLimits::default()).catalog(&issuer)).unwrap_err();
-    assert!(matches!(err.kind(), ReadError::Unauthorized(_)), "{err}");
-    assert!(err.to_string().contains("invalid_token"), "{err}");
 
     // registry-auth's own TLS listener stands in for a registry behind TLS.
     let tls = crate::auth_server::AuthServer::start(&crate::e2e::config(keys(), ""), true, &["serve"]);
@@ -215,14 +369,16 @@ use crate::common::TEST_HASH;
 use crate::support::browser::Browser;
 use crate::support::console::{browser_sign_in, element_text, screenshot, ConsoleClient, ConsoleServer};
 
-/// alice (team member) and bob (nobody special), both with password 123.
-fn console_yaml(registry_url: &str, keys: &Keys) -> String {
+/// alice (team member) and bob (nobody special), both with password 123; tokens in the
+/// form registry `version` accepts.
+fn console_yaml(registry_url: &str, keys: &Keys, version: Version) -> String {
     let yaml = format!(
         r#"server:
   addr: "@ADDR@"
 token:
   issuer: "{ISSUER}"
   expiration: 900
+  x5c: {x5c}
   certificate: "{cert}"
   key: "{key}"
 store:
@@ -250,6 +406,7 @@ acl:
 "#,
         cert = keys.cert.display(),
         key = keys.key.display(),
+        x5c = x5c(version),
     );
     yaml
 }
@@ -260,17 +417,14 @@ struct ConsoleSetup {
 }
 
 impl ConsoleSetup {
-    /// The console reading a registry on the pushed storage (or `data`, a copy with more).
-    fn start(data: Option<&Path>) -> ConsoleSetup {
-        let auth = RegistryAuth {
-            realm: "http://127.0.0.1:9/auth".into(),
-            service: SERVICE.into(),
-            issuer: ISSUER.into(),
-            rootcertbundle: keys().cert.clone(),
-        };
-        let data = data.unwrap_or(&pushed().data);
-        let registry = Registry::start_version(crate::support::registry::Version::V2_8_2, auth.into(), Some(data));
-        let server = ConsoleServer::start_with_yaml(&console_yaml(&registry.url(), keys()));
+    /// The console reading registry `version` on the pushed storage (or `data`, a copy with more).
+    fn start(version: Version, data: Option<&Path>) -> ConsoleSetup {
+        Self::on(version, registry_on(version, &keys().cert, data, ""))
+    }
+
+    /// The console reading `registry` (of `version`).
+    fn on(version: Version, registry: Registry) -> ConsoleSetup {
+        let server = ConsoleServer::start_with_yaml(&console_yaml(&registry.url(), keys(), version));
         ConsoleSetup { registry, server }
     }
 
@@ -316,9 +470,7 @@ fn row_of<'a>(body: &'a str, name: &str) -> &'a str {
 /// My access lists every repository with alice's actions and the deciding entry in
 /// `explain`'s words; filters by text and action; the try-a-scope box decides any scope
 /// (the very lines `registry-auth explain` prints) and echoes client text escaped.
-#[test]
-fn my_access_shows_each_repository_with_the_deciding_rule() {
-    let setup = ConsoleSetup::start(None);
+fn my_access_shows_each_repository_with_the_deciding_rule(setup: &ConsoleSetup) {
     let mut alice = setup.sign_in("alice");
     let page = alice.get("/access");
     assert_eq!(page.status, 200, "{}\n{}", page.body, setup.server.log());
@@ -384,10 +536,8 @@ fn my_access_shows_each_repository_with_the_deciding_rule() {
 /// Repositories: only what the account may pull; tags; a tag's digest, size, created and
 /// platforms (a multi-platform index); a repository it may not pull answers exactly like
 /// one that does not exist.
-#[test]
-fn repositories_show_only_what_the_account_may_pull() {
+fn repositories_show_only_what_the_account_may_pull(setup: &ConsoleSetup) {
     let pushed = pushed();
-    let setup = ConsoleSetup::start(None);
     let mut alice = setup.sign_in("alice");
     let list = alice.get("/repositories");
     assert_eq!(list.status, 200, "{}", list.body);
@@ -429,7 +579,9 @@ fn repositories_show_only_what_the_account_may_pull() {
     assert_eq!(row_names(&bob.get("/repositories").body), ["public/base"]);
     assert_eq!(bob.get("/repositories/team/app:v1").status, 404);
     // The registry was never asked about a repository bob may not pull.
-    assert!(!setup.registry.log().contains("/v2/other/secret/"), "{}", setup.registry.log());
+    let log = setup.registry.log();
+    assert!(log.contains("/v2/team/app/tags/list"), "the registry logs its requests: {log}");
+    assert!(!log.contains("/v2/other/secret/"), "{log}");
 }
 
 /// Thousands of repositories come in pages: 120 more (hard-linked copies in a copy of the
@@ -451,7 +603,7 @@ fn long_lists_are_paginated() {
             .unwrap();
         assert!(status.success());
     }
-    let setup = ConsoleSetup::start(Some(&data));
+    let setup = ConsoleSetup::start(Version::V2_8_2, Some(&data));
     let mut alice = setup.sign_in("alice");
     let first = alice.get("/repositories?q=many/");
     assert_eq!(element_text(&first.body, "shown").as_deref(), Some("Showing 1–50 of 120."));
@@ -474,7 +626,7 @@ fn long_lists_are_paginated() {
 #[test]
 fn registry_trouble_is_an_error_page() {
     let closed = format!("http://127.0.0.1:{}", crate::support::ports::free_port());
-    let server = ConsoleServer::start_with_yaml(&console_yaml(&closed, keys()));
+    let server = ConsoleServer::start_with_yaml(&console_yaml(&closed, keys(), Version::V2_8_2));
     let mut alice = server.sign_in("alice", "123");
     for path in ["/access", "/repositories", "/repositories/team/app", "/repositories/team/app:v1"] {
         let page = alice.get(path);
@@ -485,7 +637,7 @@ fn registry_trouble_is_an_error_page() {
 
     let other = Keys::new(KeyKind::EcP256);
     let distrusting = registry_trusting(&other.cert);
-    let server = ConsoleServer::start_with_yaml(&console_yaml(&distrusting.url(), keys()));
+    let server = ConsoleServer::start_with_yaml(&console_yaml(&distrusting.url(), keys(), Version::V2_8_2));
     let mut alice = server.sign_in("alice", "123");
     let page = alice.get("/access");
     assert_eq!(page.status, 502);
@@ -498,7 +650,7 @@ fn registry_trouble_is_an_error_page() {
 /// pull. Screenshots of every page under `target/screenshots/console/`.
 #[test]
 fn browser_my_access_and_repositories() {
-    let setup = ConsoleSetup::start(None);
+    let setup = ConsoleSetup::start(Version::V2_8_2, None);
     let console = setup.server.console("");
     block_on(async {
         let browser = Browser::start("console_registry").await;

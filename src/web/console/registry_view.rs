@@ -69,6 +69,9 @@ impl RegistryPageError {
             ReadError::Unreachable(_) | ReadError::Timeout(_) => {
                 "The registry cannot be reached right now. Try again in a moment; if it persists, tell the registry's operators."
             }
+            ReadError::Storage(_) => {
+                "The registry's storage, where it sends image data, failed to answer the console. Tell the registry's operators."
+            }
             ReadError::Tls(_) => "The console cannot set up TLS with the registry (its certificate is not trusted). Tell the registry's operators.",
             ReadError::Unauthorized(_) => {
                 "The registry refused the console's token: it does not trust this server's signing certificate or issuer. Tell the registry's operators."

@@ -27,6 +27,7 @@ pub mod registry3;
 pub mod skopeo;
 pub mod slapd;
 pub mod sql;
+pub mod storage_server;
 
 use tempfile::TempDir;
 

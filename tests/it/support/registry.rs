@@ -85,6 +85,17 @@ impl Registry {
         Self::launch_version(version, AuthSetup::Token(trust), data_dir)
     }
 
+    /// [`Registry::start_version`] with top-level config sections `extra` appended to its
+    /// file (e.g. `middleware:`).
+    pub fn start_version_with_config(
+        version: Version,
+        trust: TokenTrust,
+        data_dir: Option<&Path>,
+        extra: &str,
+    ) -> Registry {
+        Self::launch_with(version, AuthSetup::Token(trust), data_dir, extra)
+    }
+
     /// [`Registry::start_with_env`] for registry `version`.
     pub fn start_version_with_env(version: Version, env: Vec<(String, String)>) -> Registry {
         Self::launch_version(version, AuthSetup::Env(env), None)
@@ -147,6 +158,10 @@ impl Registry {
     }
 
     fn launch_version(version: Version, setup: AuthSetup, data_dir: Option<&Path>) -> Registry {
+        Self::launch_with(version, setup, data_dir, "")
+    }
+
+    fn launch_with(version: Version, setup: AuthSetup, data_dir: Option<&Path>, extra: &str) -> Registry {
         let program = match version {
             Version::V2_8_2 => require_program(PROGRAM),
             v3 => registry3::binary(v3),
@@ -168,7 +183,8 @@ impl Registry {
             let dir = temp_dir("registry");
             let port = free_port();
             let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
-            let config = config_yaml(&data, port, &setup);
+            let mut config = config_yaml(&data, port, &setup);
+            config.push_str(extra);
             let config_path = dir.path().join("config.yml");
             fs::write(&config_path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
             let mut process = ChildGuard::spawn(name, command(&program, &config_path, &setup), dir.path());
