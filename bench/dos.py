@@ -233,10 +233,10 @@ def section_2():
     anon = (server.rss_mb("RssAnon"), server.rss_mb("RssFile"))
     summary = ", ".join(f"{codes.count(c)}x{c or 'none'}" for c in sorted(set(codes)))
     print(f"2 body flood: {opened} connections x 64,000 of 65,000 bytes, sent in {sent:.1f} s, all answered "
-          f"after {answered:.1f} s ({summary}); RSS idle {idle:.0f} MB, peak {max(peak[0], server.rss_mb('VmHWM')):.0f} MB, "
-          f"when all had sent {after_send:.0f} MB, 3 s after all closed {after:.0f} MB, 10 s after {later:.0f} MB, "
-          f"60 s after {minute:.0f} MB ({anon[0]:.0f} MB anonymous, {anon[1]:.0f} MB file-backed; idle: "
-          f"{idle_anon[0]:.0f} + {idle_anon[1]:.0f})")
+          f"after {answered:.1f} s ({summary}); RSS idle {idle:.1f} MB, peak {max(peak[0], server.rss_mb('VmHWM')):.0f} MB, "
+          f"when all had sent {after_send:.0f} MB, 3 s after all closed {after:.1f} MB, 10 s after {later:.1f} MB, "
+          f"60 s after {minute:.1f} MB ({anon[0]:.1f} MB anonymous, {anon[1]:.1f} MB file-backed; idle: "
+          f"{idle_anon[0]:.1f} + {idle_anon[1]:.1f})")
     server.stop()
 
 

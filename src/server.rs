@@ -115,14 +115,17 @@ pub async fn run(
             builder.bind(listen_addr(&server.addr)).map_err(listen_err)?
         }
     };
-    crate::heap_trim::start();
     for addr in bound.addrs() {
         tracing::info!(%addr, "Serving");
     }
     if server.net == Net::Unix {
         tracing::info!(path = %server.addr, "Serving on unix socket");
     }
-    bound.run().await.map_err(ServeError::Run)?;
+    // The workers are started (and ready) once `run` returns: what start-up alone needed
+    // (its heap garbage, the code pages of config parsing and key loading) goes back now.
+    let running = bound.run();
+    crate::heap_trim::after_start_up();
+    running.await.map_err(ServeError::Run)?;
     tracing::info!("Server stopped");
     Ok(())
 }
