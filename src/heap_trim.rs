@@ -6,9 +6,9 @@
 //! free pages (also those in the middle of the heap). Under ordinary load far less than
 //! that is freed between two looks, so the request path never pays for a trim.
 //!
-//! With each trim, and once after start-up, the binary's code pages that the process is not
-//! using are unmapped too ([`crate::code_pages`]): start-up and a flood run code (config
-//! parsing, key loading; body reading, 408 and 503 answers) that an idle server does not.
+//! Only the heap: the binary's code pages an idle server no longer runs are clean, shared
+//! with the page cache and reclaimed by the kernel under memory pressure; unmapping them
+//! would lower the RSS figure, not the memory the machine can use.
 use std::time::Duration;
 
 /// Freed heap bytes above which a trim is worth its cost (a few ms of page faults later).
@@ -68,23 +68,17 @@ impl TrimWatch {
     }
 }
 
-/// Gives back what start-up alone used (its heap garbage and code pages), then starts the
+/// Gives back what start-up alone used (its heap garbage), then starts the
 /// trimming thread. Called once the server's workers are ready.
 pub fn after_start_up() {
     give_back();
     start();
 }
 
-/// Returns free heap pages and unmaps the code pages not in use.
+/// Returns free heap pages.
 fn give_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     trim();
-    let released = crate::code_pages::release();
-    tracing::debug!(
-        examined_kib = released.examined / 1024,
-        unmapped_kib = released.unmapped / 1024,
-        "heap trimmed, unused code pages unmapped"
-    );
 }
 
 /// Starts the trimming thread (glibc only; other allocators return memory themselves).

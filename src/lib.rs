@@ -1,7 +1,6 @@
 //! registry-auth: a token authorization server for the Docker registry.
 //! Layers: config → authn → authz → token → service → http, with the CLI on top.
-// `deny`, not `forbid`: `heap_trim` (two argument-free glibc calls) and `code_pages`
-// (`madvise` on pages of the binary's read-only mappings) allow it.
+// `deny`, not `forbid`: `heap_trim` (two argument-free glibc calls) allows it.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod acme;
@@ -10,8 +9,6 @@ pub mod authn;
 pub mod authz;
 pub mod certgen;
 pub mod cli;
-#[allow(unsafe_code)]
-pub mod code_pages;
 pub mod config;
 pub mod driver_runtime;
 pub mod expiry_watch;
