@@ -445,9 +445,12 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         store.put("r", b"old", None).await.unwrap();
         assert!(store.get("r").await.unwrap().is_some());
-        // Polled once (the blocking task starts), then dropped.
+        // Polled once (the blocking task starts and waits for the writer the test holds), then
+        // dropped; a fast disk cannot finish the commit before the caller gives up.
+        let held = store.db.begin_write().unwrap();
         let abandoned = tokio::time::timeout(Duration::ZERO, store.delete("r")).await;
-        assert!(abandoned.is_err(), "the fsync cannot be done within one poll");
+        assert!(abandoned.is_err(), "the write waits for the held transaction");
+        held.abort().unwrap();
         // The commit goes on in its blocking task; once it is on disk, no read sees the old value.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while store.db.begin_read().unwrap().open_table(RECORDS).unwrap().get("r").unwrap().is_some() {
