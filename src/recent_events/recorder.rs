@@ -73,9 +73,13 @@ pub fn record(build: impl FnOnce() -> RecentEvent) {
 pub async fn written() {
     let Some(recorder) = RECORDER.get() else { return };
     let (done, wait) = oneshot::channel();
-    if recorder.waiters.send(done).await.is_ok() {
-        let _ = tokio::time::timeout(WAIT_BOUND, wait).await;
-    }
+    // The bound covers the queueing too: with the store stuck, 64 readers fill the queue.
+    let _ = tokio::time::timeout(WAIT_BOUND, async {
+        if recorder.waiters.send(done).await.is_ok() {
+            let _ = wait.await;
+        }
+    })
+    .await;
 }
 
 async fn write_gathered(mut waiting: mpsc::Receiver<oneshot::Sender<()>>, store: SharedStore) {
