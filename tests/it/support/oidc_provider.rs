@@ -138,7 +138,7 @@ impl OidcProvider {
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
         // A port taken between free_port and listen makes node exit: try a few. Once in a
         // full CI run node stayed alive without listening for the whole bound (cause not
-        // found); such a hang is reported with the process's state and started again once.
+        // found); such a hang (wait_ready reports the process's state) is started again once.
         let mut last_error = String::new();
         let mut hangs_left = 1;
         for _ in 0..5 {
@@ -164,10 +164,10 @@ impl OidcProvider {
                 Err(e) if e.contains("EADDRINUSE") => last_error = e,
                 Err(e) if hangs_left > 0 && e.contains("not ready after") => {
                     hangs_left -= 1;
-                    eprintln!("oidc-provider hung, starting it again: {}\n{e}", process_state(child.id()));
+                    eprintln!("oidc-provider hung, starting it again: {e}");
                     last_error = e;
                 }
-                Err(e) => panic!("{}\n{e}", process_state(child.id())),
+                Err(e) => panic!("{e}"),
             }
         }
         panic!("oidc-provider did not start: {last_error}");
@@ -371,22 +371,5 @@ impl CookieAgent {
                 posted.location.unwrap_or_else(|| panic!("POST {target} answered {}: {}", posted.status, posted.body));
         }
         panic!("no redirect to {redirect_prefix} after 12 steps (last {url})");
-    }
-}
-
-/// What the kernel says of a child that did not become ready: run state, and CPU time in
-/// clock ticks (a node busy loading differs from one blocked on something).
-fn process_state(pid: u32) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is the 1st, utime the
-    // 12th, stime the 13th.
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-    match (fields.first(), fields.get(11), fields.get(12)) {
-        (Some(state), Some(utime), Some(stime)) => {
-            format!("pid {pid}: state {state}, utime {utime} ticks, stime {stime} ticks, wchan {wchan:?}")
-        }
-        _ => format!("pid {pid}: no /proc entry (exited)"),
     }
 }

@@ -137,7 +137,7 @@ impl ChildGuard {
             }
             probe()
         });
-        outcome.map_err(|e| format!("{e}\n{}", self.log()))
+        outcome.map_err(|e| format!("{e}\n{}\n{}", process_state(self.id()), self.log()))
     }
 
     /// Kills the child (SIGKILL) and reaps it; a no-op once it has exited.
@@ -166,5 +166,22 @@ fn read_lossy(path: &Path) -> String {
     match fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+/// What the kernel says of a child that did not become ready: run state, and CPU time in
+/// clock ticks (a node busy loading differs from one blocked on something).
+fn process_state(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is the 1st, utime the
+    // 12th, stime the 13th.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    match (fields.first(), fields.get(11), fields.get(12)) {
+        (Some(state), Some(utime), Some(stime)) => {
+            format!("pid {pid}: state {state}, utime {utime} ticks, stime {stime} ticks, wchan {wchan:?}")
+        }
+        _ => format!("pid {pid}: no /proc entry (exited)"),
     }
 }
