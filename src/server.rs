@@ -83,7 +83,11 @@ pub async fn run(
     tls: Option<rustls::ServerConfig>,
     handle: web::Data<StateHandle>,
 ) -> Result<(), ServeError> {
-    let factory = move || http::app(handle.clone());
+    let factory = move || {
+        // Called once on each worker thread, whose runtime lasts as long as the thread.
+        crate::store::runtime::this_thread_keeps_its_runtime();
+        http::app(handle.clone())
+    };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let connections = Arc::new(OpenConnections::new(server.max_connections));
     let builder = HttpServer::new(factory)

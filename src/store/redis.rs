@@ -8,6 +8,14 @@
 //! epoch, `+inf` for none), pruned as they are written. Every key gets `key_prefix`.
 //! Each command is limited by `timeout`; a server that is down fails fast and the next
 //! command after its return reconnects.
+//!
+//! Connections (single server): one per HTTP worker thread, driven by that worker's own
+//! runtime, so a request's command goes out and its answer comes back on the thread that
+//! awaits it; plus one on the store thread for everyone else (CLI, background tasks). A
+//! replica thus holds up to workers + 1 connections. The cluster client is shared and
+//! lives on the store thread.
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,11 +61,31 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
+/// One Redis server: what each worker needs to open its own connection, and the shared
+/// connection on the store thread.
+struct Single {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    shared: ConnectionManager,
+    /// Identifies this store in the workers' connection lists; a list entry whose store
+    /// has been dropped (a reload with another `store:`) is closed at the next insert.
+    alive: Arc<()>,
+}
+
+struct WorkerConnection {
+    store: Weak<()>,
+    manager: ConnectionManager,
+}
+
+thread_local! {
+    static WORKER_CONNECTIONS: RefCell<Vec<WorkerConnection>> = const { RefCell::new(Vec::new()) };
+}
+
 pub struct RedisStore {
     describe: String,
     prefix: String,
     timeout: Duration,
-    single: Option<ConnectionManager>,
+    single: Option<Single>,
     cluster: Option<(redis::cluster::ClusterClient, OnceCell<ClusterConnection>)>,
 }
 
@@ -135,11 +163,11 @@ impl RedisStore {
                 .set_max_delay(Duration::from_millis(250))
                 .set_number_of_retries(2);
             let handle = runtime::handle().map_err(&fail)?;
-            // The manager's driver task lives on the store runtime.
+            // The shared manager's driver task lives on the store runtime.
             let _entered = handle.enter();
-            let manager =
-                ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|e| fail(e.to_string()))?;
-            store.single = Some(manager);
+            let shared = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+                .map_err(|e| fail(e.to_string()))?;
+            store.single = Some(Single { client, config: manager_config, shared, alive: Arc::new(()) });
         }
         Ok(store)
     }
@@ -153,9 +181,30 @@ impl RedisStore {
         StoreError::Unavailable { store: self.describe.clone(), reason: reason.into() }
     }
 
+    /// This worker thread's own connection to the single server, opened (lazily) on first
+    /// use; `None` off the workers, for a cluster, or outside a runtime.
+    fn worker_connection(&self) -> Option<ConnectionManager> {
+        let single = self.single.as_ref()?;
+        if !runtime::thread_keeps_its_runtime() {
+            return None;
+        }
+        WORKER_CONNECTIONS.with(|cell| {
+            let mut connections = cell.borrow_mut();
+            let mine = Arc::as_ptr(&single.alive);
+            if let Some(found) = connections.iter().find(|c| Weak::as_ptr(&c.store) == mine) {
+                return Some(found.manager.clone());
+            }
+            tokio::runtime::Handle::try_current().ok()?;
+            let manager = ConnectionManager::new_lazy_with_config(single.client.clone(), single.config.clone()).ok()?;
+            connections.retain(|c| c.store.strong_count() > 0);
+            connections.push(WorkerConnection { store: Arc::downgrade(&single.alive), manager: manager.clone() });
+            Some(manager)
+        })
+    }
+
     async fn conn(&self) -> Result<Conn, StoreError> {
-        if let Some(manager) = &self.single {
-            return Ok(Conn::Single(manager.clone()));
+        if let Some(single) = &self.single {
+            return Ok(Conn::Single(single.shared.clone()));
         }
         let Some((client, cell)) = &self.cluster else { return Err(self.fail("no connection configured")) };
         let client = client.clone();
@@ -173,8 +222,16 @@ impl RedisStore {
         Ok(Conn::Cluster(conn.clone()))
     }
 
-    /// Runs one command on the store runtime, within the timeout.
+    /// Runs one command, within the timeout: on this worker's connection where there is
+    /// one, otherwise on the store runtime.
     async fn query<T: FromRedisValue + Send + 'static>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        if let Some(mut manager) = self.worker_connection() {
+            return match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut manager)).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(self.fail(e.to_string())),
+                Err(_) => Err(self.fail(format!("no answer within {:?}", self.timeout))),
+            };
+        }
         let conn = self.conn().await?;
         let operation = async move {
             match conn {

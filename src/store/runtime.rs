@@ -4,12 +4,29 @@
 //! single-threaded runtime per worker, and a Redis connection's driver task must outlive
 //! any one of them (as `crate::mongo` does for the MongoDB driver). Operations are handed
 //! to this thread and awaited from whichever runtime the caller is on.
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::OnceLock;
 
 use tokio::runtime::Handle;
 
 static RUNTIME: OnceLock<Result<Handle, String>> = OnceLock::new();
+
+thread_local! {
+    static KEEPS_ITS_RUNTIME: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called on a thread whose async runtime lives as long as the thread (an HTTP worker):
+/// engines may then keep a connection of their own on it, driven by that runtime, and
+/// skip the hand-over to the store thread (two thread wake-ups per command).
+pub fn this_thread_keeps_its_runtime() {
+    KEEPS_ITS_RUNTIME.with(|flag| flag.set(true));
+}
+
+/// Whether [`this_thread_keeps_its_runtime`] was called on the current thread.
+pub fn thread_keeps_its_runtime() -> bool {
+    KEEPS_ITS_RUNTIME.with(Cell::get)
+}
 
 /// The store runtime, started on first use on a thread named `store`.
 pub fn handle() -> Result<Handle, String> {

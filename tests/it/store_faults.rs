@@ -82,6 +82,11 @@ fn scenario(engine: &Engine, kill: &mut dyn FnMut(), restart: &mut dyn FnMut()) 
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Every worker has its own connection: each must be back, not only the one that answered.
+    for _ in 0..8 {
+        let (status, body) = exchange(&f.url(), &token, "repository:test/app:pull");
+        assert_eq!(status, 200, "a new connection (another worker) after the store's return: {body}");
+    }
     assert_eq!(robot(&f.server, &secret).0, 200, "the robot acknowledged before the kill is still there");
     assert_eq!(ready(&f.server), 200);
     let log = f.server.process.log();
@@ -108,4 +113,33 @@ fn redis_cluster_killed_and_restarted_grants_fail_closed_and_come_back() {
         cluster.borrow().wait_state_ok();
     };
     scenario(&engine, &mut kill, &mut restart);
+}
+
+/// A replica holds one Redis connection per HTTP worker (the requests' commands) and one
+/// shared by the rest (CLI through the admin socket, background writes), however many
+/// clients it serves: what Redis's `maxclients` must allow per replica.
+#[test]
+fn a_replica_holds_one_redis_connection_per_worker_plus_one() {
+    let redis = RedisServer::start();
+    let engine = Engine::Redis { addr: redis.addr(), prefix: String::new() };
+    let f = Fixture::start(&engine, "");
+    let req = f.http.get(&f.url()).query("service", SERVICE).query("offline_token", "true");
+    let (status, body) = call(req.set("Authorization", &basic("test", "123")), None);
+    assert_eq!(status, 200, "{body}");
+    let token = body["refresh_token"].as_str().unwrap().to_string();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, token) = (f.url(), token.clone());
+            std::thread::spawn(move || (0..10).map(|_| exchange(&url, &token, "repository:test/app:pull").0).collect())
+        })
+        .collect();
+    for client in clients {
+        let statuses: Vec<u16> = client.join().unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    let list = redis.command(&["CLIENT", "LIST"]);
+    // Less the connection this CLIENT LIST came on.
+    let connections = list.lines().count() - 1;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    assert!((1..=workers + 1).contains(&connections), "{connections} connections for {workers} workers:\n{list}");
 }
