@@ -663,7 +663,7 @@ fn browser_my_access_and_repositories() {
 
         browser.fill("#q", "team").await;
         browser.click("#filter").await;
-        assert_eq!(browser.text("#shown").await, "Showing 1–2 of 2.");
+        assert_eq!(browser.text_becomes("#shown", "Showing 1–2 of 2.").await, "Showing 1–2 of 2.");
         // The same filtered page, scrolled to its table.
         browser.client.goto(&format!("{console}/access?q=team#access")).await.unwrap();
         assert_eq!(browser.text("#access tbody tr:nth-child(2) .repo").await, "team/multi");
@@ -677,7 +677,7 @@ fn browser_my_access_and_repositories() {
         screenshot(&browser, "console_registry_try_scope").await;
 
         browser.click("nav a[href$='/repositories']").await;
-        assert_eq!(browser.text("#shown").await, "Showing 1–3 of 3.");
+        assert_eq!(browser.text_becomes("#shown", "Showing 1–3 of 3.").await, "Showing 1–3 of 3.");
         screenshot(&browser, "console_registry_repositories").await;
         browser.click("a.repo[href$='/team/multi']").await;
         assert_eq!(browser.text("#repository").await, "team/multi");

@@ -3,7 +3,7 @@
 //! drop. Screenshots go to `target/screenshots/<test>-<page>.png` for reviewers.
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,6 +14,8 @@ use super::process::{require_program, ChildGuard};
 use super::temp_dir;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a page element is waited for.
+const WAIT: Duration = Duration::from_secs(20);
 
 pub struct Browser {
     pub client: Client,
@@ -91,26 +93,61 @@ impl Browser {
         path
     }
 
-    /// The text of the element `css`, waiting for it to appear.
-    pub async fn text(&self, css: &str) -> String {
-        let element = self
-            .client
+    /// The element `css`, waiting up to 20 s for it to appear.
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
             .wait()
-            .at_most(Duration::from_secs(20))
+            .at_most(WAIT)
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("no {css} on this page: {e}"));
-        element.text().await.unwrap()
+            .unwrap_or_else(|e| panic!("no {css} on this page: {e}"))
+    }
+
+    /// The text of the element `css`, waiting for it to appear. An element found on the
+    /// page a click is leaving goes stale before it is read: it is looked up again.
+    pub async fn text(&self, css: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => continue,
+                Err(e) => panic!("cannot read {css}: {e}"),
+            }
+        }
+    }
+
+    /// The text of `css` once it reads `expected`, or what it last read after 20 s. For an
+    /// element the page before a click had too (`#shown` on every list page): until the
+    /// next page has loaded, the old one answers.
+    pub async fn text_becomes(&self, css: &str, expected: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+                match element.text().await {
+                    Ok(text) if text == expected => return text,
+                    Ok(text) => last = text,
+                    Err(_) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        last
     }
 
     pub async fn click(&self, css: &str) {
-        let element = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap();
-        element.click().await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => continue,
+                Err(e) => panic!("cannot click {css}: {e}"),
+            }
+        }
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
-        let element = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap();
-        element.send_keys(value).await.unwrap();
+        self.find(css).await.send_keys(value).await.unwrap_or_else(|e| panic!("cannot fill {css}: {e}"));
     }
 
     pub async fn close(self) {
