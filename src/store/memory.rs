@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    check_key, check_push, check_value, expiry_millis, now_millis, Count, Store, StoreError, MAX_LIST, MAX_LIST_ITEMS,
+    check_key, check_push, check_value, expiry_millis, expiry_millis_from, now_millis, Count, Store, StoreError,
+    MAX_LIST, MAX_LIST_ITEMS,
 };
 
 /// Most live records (and, separately, counters) kept; ~100 bytes each.
@@ -76,7 +77,7 @@ impl Counters {
             if !map.make_room(key, now) {
                 return Err(full(store));
             }
-            map.entries.insert(key.to_string(), Entry { value: 0, expires: expiry_millis(Some(window)) });
+            map.entries.insert(key.to_string(), Entry { value: 0, expires: expiry_millis_from(now, Some(window)) });
         }
         let entry = map.entries.get_mut(key).ok_or_else(|| full(store))?;
         entry.value += 1;

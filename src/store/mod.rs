@@ -248,8 +248,14 @@ pub(crate) fn now_millis() -> u64 {
 
 /// The absolute expiry (ms since the epoch) of a ttl; 0 means never.
 pub(crate) fn expiry_millis(ttl: Option<Duration>) -> u64 {
+    expiry_millis_from(now_millis(), ttl)
+}
+
+/// [`expiry_millis`] from a given `now`, for a caller that reports the time left against
+/// that same `now` (another clock reading could make it longer than the ttl).
+pub(crate) fn expiry_millis_from(now: u64, ttl: Option<Duration>) -> u64 {
     match ttl {
         None => 0,
-        Some(ttl) => now_millis().saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64).max(1),
+        Some(ttl) => now.saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64).max(1),
     }
 }
