@@ -1,9 +1,12 @@
-//! The store's own runtime: one thread on which the Redis connections live.
+//! The store's own runtime: one thread on which the shared Redis connection and the
+//! Redis Cluster client live.
 //!
-//! Why: stores are built before (and outside) the HTTP runtime, actix runs one
-//! single-threaded runtime per worker, and a Redis connection's driver task must outlive
-//! any one of them (as `crate::mongo` does for the MongoDB driver). Operations are handed
-//! to this thread and awaited from whichever runtime the caller is on.
+//! Why: stores are built before (and outside) the HTTP runtime, and a connection used
+//! from any thread (the CLI's admin requests, background tasks) needs a driver task that
+//! outlives every caller's runtime (as `crate::mongo` does for the MongoDB driver). Such
+//! operations are handed to this thread and awaited from whichever runtime the caller is
+//! on. A thread whose runtime lasts as long as the thread (an HTTP worker, marked with
+//! [`this_thread_keeps_its_runtime`]) keeps a connection of its own instead.
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::OnceLock;
