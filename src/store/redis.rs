@@ -67,8 +67,10 @@ struct Single {
     client: redis::Client,
     config: ConnectionManagerConfig,
     shared: ConnectionManager,
-    /// Identifies this store in the workers' connection lists; a list entry whose store
-    /// has been dropped (a reload with another `store:`) is closed at the next insert.
+    /// Identifies this store in the workers' connection lists. The server keeps its store
+    /// across reloads, but a store dropped while a worker lives would leave its connection
+    /// behind: an entry whose store is gone is closed at the next insert. (The `Weak` keeps
+    /// the address from being reused by a later store.)
     alive: Arc<()>,
 }
 
