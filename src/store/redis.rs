@@ -227,21 +227,23 @@ impl RedisStore {
     /// Runs one command, within the timeout: on this worker's connection where there is
     /// one, otherwise on the store runtime.
     async fn query<T: FromRedisValue + Send + 'static>(&self, cmd: Cmd) -> Result<T, StoreError> {
-        if let Some(mut manager) = self.worker_connection() {
-            return match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut manager)).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(e)) => Err(self.fail(e.to_string())),
-                Err(_) => Err(self.fail(format!("no answer within {:?}", self.timeout))),
-            };
-        }
-        let conn = self.conn().await?;
-        let operation = async move {
-            match conn {
-                Conn::Single(mut c) => cmd.query_async::<T>(&mut c).await,
-                Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
+        let answer = match self.worker_connection() {
+            Some(mut manager) => {
+                let operation = async move { Ok(cmd.query_async::<T>(&mut manager).await) };
+                tokio::time::timeout(self.timeout, operation).await
+            }
+            None => {
+                let conn = self.conn().await?;
+                let operation = async move {
+                    match conn {
+                        Conn::Single(mut c) => cmd.query_async::<T>(&mut c).await,
+                        Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
+                    }
+                };
+                tokio::time::timeout(self.timeout, runtime::run(operation)).await
             }
         };
-        match tokio::time::timeout(self.timeout, runtime::run(operation)).await {
+        match answer {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => Err(self.fail(e.to_string())),
             Ok(Err(e)) => Err(self.fail(e)),
