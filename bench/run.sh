@@ -38,6 +38,8 @@ fi
 TOOL=${TOOL:-target/release/examples/crypto_bound}
 
 work=$(mktemp -d)
+# shellcheck source=bench/common.sh
+. bench/common.sh
 server_pid=""
 redis_pid=""
 cleanup() {
@@ -85,7 +87,6 @@ write_config() { # $1 key kind (rsa|ec), $2 acl entry count, $3 users file (opti
   } > "$work/config.yml"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Waits for the index route; a large config (S7's 45,000 users) takes seconds to load on a
 # busy machine, so the wait is long, but a server that exits is reported at once.
@@ -113,7 +114,6 @@ SCHEME=http
 rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$server_pid/status"; }
 
 # wrk Lua: a fixed header, or a different user per request.
-lua_header() { printf 'wrk.headers["Authorization"] = "Basic %s"\n' "$(printf '%s' "$1" | base64 -w0)" > "$work/req.lua"; }
 # lua_many_users FIRST COUNT: accounts FIRST..FIRST+COUNT-1, each wrk thread walking its own
 # share of them, so that no account is used twice while there are fresh ones.
 lua_many_users() {
@@ -266,14 +266,7 @@ want S7 && scenario "S7 distinct users, bcrypt 5, EC" ec 10 "$work/many_users.ym
 # Stored credentials beside S5 (same key, ACL and scope): S8/S9 exchange an identity token
 # with the POST refresh grant (embedded store / Redis), S10 logs in as a robot (Basic, no
 # bcrypt). Targets: >= 90 % of S5's tokens/s embedded, >= 70 % with Redis.
-start_redis() {
-  local port; port=$(free_port); mkdir -p "$work/redis"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$work/redis" --save '' --appendonly no >"$work/log/redis.log" 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-  REDIS_ADDR="127.0.0.1:$port"
-}
-stop_redis() { kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; redis_pid=""; }
+# (start_redis, stop_redis, lua_refresh_grant: bench/common.sh)
 
 stored_scenario() { # name engine(embedded|redis) auth(refresh|robot)
   local name=$1 engine=$2 auth=$3 port token secret
@@ -290,10 +283,7 @@ stored_scenario() { # name engine(embedded|redis) auth(refresh|robot)
   if [ "$auth" = refresh ]; then
     token=$(curl -s -u user5:benchpw "http://$ADDR/auth?service=registry&offline_token=true&client_id=bench" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
-    {
-      printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-      printf 'wrk.body = "grant_type=refresh_token&refresh_token=%s&client_id=bench&service=registry&scope=repository:bench/app:pull,push"\n' "$token"
-    } > "$work/req.lua"
+    lua_refresh_grant "$token"
     run_wrk /auth
   else
     secret=$("$BIN" robot create bench --scope 'repository:bench/*:pull,push' --config "$work/config.yml" | awk '/^secret:/ {print $2}')
@@ -388,7 +378,7 @@ web_scenario() { # name engine(embedded|redis)
   local name=$1 engine=$2 port record
   port=$(free_port); ADDR="127.0.0.1:$port"
   write_config ec 10 "" "$port"
-  record=$(printf '{"token_type":"Bearer","access_token":"bench","valid_until":"2099-01-01T00:00:00Z","docker_password":"%s","labels":{"groups":["bench"]}}' "$hash5")
+  record=$(web_signin_record "$hash5")
   printf 'oidc_auth:\n  issuer: "http://127.0.0.1:%s"\n  redirect_url: "http://%s/oidc_auth"\n' "$(free_port)" "$ADDR" >> "$work/config.yml"
   printf '  client_id: bench\n  client_secret: bench\n' >> "$work/config.yml"
   rm -rf "$work/data" "$work/tokens.ldb"

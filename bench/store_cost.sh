@@ -12,8 +12,10 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 work=$(mktemp -d)
+mkdir -p "$work/log"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ec.key" -out "$work/ec.pem" \
   -days 30 -subj /CN=bench 2>/dev/null
 hash=$(printf 'benchpw\n' | "$1" hash-password --cost 5 2>/dev/null | tail -1)
@@ -21,27 +23,24 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 
 one() { # BIN scenario(S9|S14)
-  local bin=$1 scenario=$2 rport sport redis server record token url
-  rport=$(free_port); sport=$(free_port)
-  redis-server --port "$rport" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no >"$work/redis.log" 2>&1 &
-  redis=$!
-  for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  local bin=$1 scenario=$2 sport redis server token url
+  sport=$(free_port)
+  start_redis
+  redis=$redis_pid
   {
     printf 'server:\n  addr: "127.0.0.1:%s"\ntoken:\n  issuer: "bench"\n  expiration: 900\n' "$sport"
     printf '  certificate: "%s/ec.pem"\n  key: "%s/ec.key"\n' "$work" "$work"
     printf 'users:\n  "user5":\n    password: "%s"\n' "$hash"
     printf 'acl:\n  - match: {account: "/.+/"}\n    actions: ["pull", "push"]\n'
-    printf 'store:\n  redis:\n    addr: "127.0.0.1:%s"\n' "$rport"
+    printf 'store:\n  redis:\n    addr: "%s"\n' "$REDIS_ADDR"
     if [ "$scenario" = S14 ]; then
       printf 'oidc_auth:\n  issuer: "http://127.0.0.1:%s"\n  redirect_url: "http://127.0.0.1:%s/oidc_auth"\n' "$(free_port)" "$sport"
       printf '  client_id: bench\n  client_secret: bench\n'
     fi
   } >"$work/config.yml"
   if [ "$scenario" = S14 ]; then
-    record=$(printf '{"token_type":"Bearer","access_token":"bench","valid_until":"2099-01-01T00:00:00Z","docker_password":"%s","labels":{}}' "$hash")
-    redis-cli -p "$rport" SET 't:web@bench.example' "$record" >/dev/null
+    redis-cli -p "${REDIS_ADDR##*:}" SET 't:web@bench.example' "$(web_signin_record "$hash")" >/dev/null
   fi
-  mkdir -p "$work/log"
   "$bin" serve "$work/config.yml" 2>"$work/log/server.log" &
   server=$!
   for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$sport/" && break; sleep 0.05; done
@@ -49,12 +48,9 @@ one() { # BIN scenario(S9|S14)
   if [ "$scenario" = S9 ]; then
     token=$(curl -s -u user5:benchpw "$url?service=registry&offline_token=true&client_id=bench" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
-    {
-      printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-      printf 'wrk.body = "grant_type=refresh_token&refresh_token=%s&client_id=bench&service=registry&scope=repository:bench/app:pull,push"\n' "$token"
-    } >"$work/req.lua"
+    lua_refresh_grant "$token"
   else
-    printf 'wrk.headers["Authorization"] = "Basic %s"\n' "$(printf 'web@bench.example:benchpw' | base64 -w0)" >"$work/req.lua"
+    lua_header 'web@bench.example:benchpw'
     url="$url?service=registry&scope=repository:bench/app:pull,push"
   fi
   wrk -t2 -c16 -d1s -s "$work/req.lua" "$url" >/dev/null # warm-up: connections, caches
