@@ -13,6 +13,7 @@ use crate::metrics;
 use crate::recent_events::{recorder, RecentEvent};
 use crate::request::{AccessEntry, AuthzRequest, Labels, Scope};
 use crate::secret::Secret;
+use crate::store::read_ahead::ReadAhead;
 use crate::store::{SharedStore, StoreError};
 use crate::token::{IssuedToken, SignError, TokenIssuer};
 
@@ -126,10 +127,16 @@ impl AuthService {
     /// failure.
     async fn identify(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
         let attempt = Attempt { account: &req.account, ip: req.ip, service: &req.service };
-        if let Err(retry_after) = self.lockout.check(&attempt).await {
+        // A password login reads its backends' records with the counters (ReadAhead).
+        let records = match self.takes_password_path(req) {
+            true => self.authn.record_keys(&req.account),
+            false => Vec::new(),
+        };
+        let (checked, read_ahead) = self.lockout.check_reading(&attempt, &records).await;
+        if let Err(retry_after) = checked {
             return Err(AuthError::TooManyAttempts { retry_after });
         }
-        let result = self.identify_unguarded(req).await;
+        let result = self.identify_unguarded(req, &read_ahead).await;
         if matches!(result, Err(AuthError::Unauthorized)) {
             self.lockout.record_failure(&attempt).await;
         }
@@ -137,7 +144,7 @@ impl AuthService {
     }
 
     /// A refresh token's account, a robot, or a password login.
-    async fn identify_unguarded(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
+    async fn identify_unguarded(&self, req: &AuthRequest, read_ahead: &ReadAhead) -> Result<Caller, AuthError> {
         if let Some(identity) = &self.identity {
             if let Some(token) = &req.refresh_token {
                 return self.redeem(identity, req, token).await;
@@ -146,15 +153,21 @@ impl AuthService {
                 return self.robot_login(identity, req, name).await;
             }
         }
-        self.authenticate(req).await
+        self.authenticate(req, read_ahead).await
+    }
+
+    /// Whether [`Self::identify_unguarded`] sends `req` through the authn chain.
+    fn takes_password_path(&self, req: &AuthRequest) -> bool {
+        self.identity.is_none()
+            || (req.refresh_token.is_none() && crate::identity::robot::robot_name(&req.account).is_none())
     }
 
     /// A password login through the authn chain. A CI token maps its own account and caps
     /// the token's lifetime; it is no `password` credential, so it never gets an identity
     /// token (that would outlive the CI token).
-    async fn authenticate(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
+    async fn authenticate(&self, req: &AuthRequest, read_ahead: &ReadAhead) -> Result<Caller, AuthError> {
         let started = Instant::now();
-        let login = self.authn.authenticate(&req.account, &req.password);
+        let login = self.authn.authenticate_read_ahead(&req.account, &req.password, read_ahead);
         let (decision, refused) = authn::password::for_client(req.ip, login).await;
         if refused {
             // Not an authentication outcome: nothing about the account was learnt.

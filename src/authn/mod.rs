@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::request::Labels;
 use crate::secret::Secret;
+use crate::store::read_ahead::ReadAhead;
 
 pub mod bcrypt_pool;
 pub mod ci_token;
@@ -76,6 +77,22 @@ pub trait Authenticator: Send + Sync {
         Ok(())
     }
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError>;
+    /// The store record this backend reads to authenticate `account`, if any, so that the
+    /// login can read it with its lockout counters (one Redis round trip, [`ReadAhead`]).
+    fn record_key(&self, _account: &str) -> Option<String> {
+        None
+    }
+    /// [`Authenticator::authenticate`] with the records read ahead for this login; a
+    /// backend with a [`Authenticator::record_key`] takes its record from `read` when it
+    /// is there.
+    async fn authenticate_read_ahead(
+        &self,
+        account: &str,
+        password: &Secret,
+        _read: &ReadAhead,
+    ) -> Result<AuthnOutcome, AuthnError> {
+        self.authenticate(account, password).await
+    }
     /// The account's current labels without its password, for identity-token exchanges
     /// (the user proved who they are at login; this refreshes what they are now).
     /// `Err` only when the backend could not answer. Backends that have no way to look an
@@ -149,12 +166,32 @@ impl AuthnChain {
     }
 
     pub async fn authenticate(&self, account: &str, password: &Secret) -> Result<ChainDecision, ChainError> {
+        self.authenticate_read_ahead(account, password, &ReadAhead::none()).await
+    }
+
+    /// The store records the chain's backends read to authenticate `account` (each once).
+    pub fn record_keys(&self, account: &str) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for key in self.backends.iter().filter_map(|b| b.record_key(account)) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// [`AuthnChain::authenticate`] with records read ahead ([`AuthnChain::record_keys`]).
+    pub async fn authenticate_read_ahead(
+        &self,
+        account: &str,
+        password: &Secret,
+        read: &ReadAhead,
+    ) -> Result<ChainDecision, ChainError> {
         for (index, backend) in self.backends.iter().enumerate() {
-            let outcome = backend.authenticate(account, password).await.map_err(|source| ChainError {
-                index,
-                backend: backend.name(),
-                source,
-            })?;
+            let outcome = backend
+                .authenticate_read_ahead(account, password, read)
+                .await
+                .map_err(|source| ChainError { index, backend: backend.name(), source })?;
             if outcome != AuthnOutcome::NoMatch {
                 return Ok(ChainDecision { outcome, backend: Some((index, backend.name())) });
             }

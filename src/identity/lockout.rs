@@ -18,7 +18,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::LockoutConfig;
 use crate::metrics;
-use crate::store::{Count, SharedStore};
+use crate::store::read_ahead::ReadAhead;
+use crate::store::{Count, SharedStore, MAX_KEY_BYTES};
 
 /// The event of the audit line written once per lockout (when a count reaches its limit).
 pub const LOCKOUT_EVENT: &str = "lockout";
@@ -64,8 +65,16 @@ impl Lockout {
     /// `Err(retry_after)` when the address or the account is locked. Anonymous requests
     /// (no account) are never refused here: they carry no password to guess.
     pub async fn check(&self, attempt: &Attempt<'_>) -> Result<(), Duration> {
+        self.check_reading(attempt, &[]).await.0
+    }
+
+    /// [`Lockout::check`], reading `records` in the same store call (one Redis round trip
+    /// for a login that then needs them; see [`ReadAhead`]). Nothing is read ahead when
+    /// the check does not ask the store (disabled, anonymous) or the store failed; the
+    /// records are then read, and fail closed, where they are needed.
+    pub async fn check_reading(&self, attempt: &Attempt<'_>, records: &[String]) -> (Result<(), Duration>, ReadAhead) {
         if !self.config.enabled || attempt.account.is_empty() {
-            return Ok(());
+            return (Ok(()), ReadAhead::none());
         }
         let (ip, account) = self.keys(attempt);
         // Both values in one store call (one Redis round trip); the time left in a window
@@ -75,11 +84,15 @@ impl Lockout {
             (Some(account.as_str()), self.config.max_failures_per_account, Scope::Account),
         ];
         let keys: Vec<&str> = subjects.iter().filter_map(|(key, _, _)| *key).collect();
-        let mut values = match self.store.count_values(&keys).await {
-            Ok(values) => values.into_iter(),
+        // A key the store would refuse (an account name beyond 1 KiB) is left to its reader:
+        // refused with the counters, it would stop the counting.
+        let records: Vec<String> = records.iter().filter(|k| k.len() <= MAX_KEY_BYTES).cloned().collect();
+        let record_keys: Vec<&str> = records.iter().map(String::as_str).collect();
+        let (mut values, read_ahead) = match self.store.count_values_and_get(&keys, &record_keys).await {
+            Ok((counts, values)) => (counts.into_iter(), ReadAhead::new(records, values)),
             Err(e) => {
                 self.skipped("check", &e.to_string());
-                return Ok(());
+                return (Ok(()), ReadAhead::none());
             }
         };
         let mut retry_after = None;
@@ -93,10 +106,11 @@ impl Lockout {
                 retry_after = retry_after.max(Some(count.resets_in));
             }
         }
-        match retry_after {
+        let checked = match retry_after {
             Some(wait) => Err(wait.max(Duration::from_secs(1))),
             None => Ok(()),
-        }
+        };
+        (checked, read_ahead)
     }
 
     /// Counts one failed login against the address and the account; writes the audit
@@ -130,7 +144,7 @@ impl Lockout {
     /// its counter. Only when a count reaches its limit: once per lockout, not per login.
     async fn list_locked(&self, subject: &Subject, resets_in: Duration) {
         let member = subject.member();
-        if member.len() > crate::store::MAX_KEY_BYTES {
+        if member.len() > MAX_KEY_BYTES {
             return; // An account name beyond 1 KiB stays locked, only unlisted.
         }
         if let Err(e) = self.store.index_add(LOCKED_INDEX, &member, Some(resets_in)).await {

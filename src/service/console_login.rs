@@ -32,7 +32,8 @@ impl AuthService {
         ip: Option<IpAddr>,
     ) -> Result<SignedIn, AuthError> {
         let attempt = Attempt { account, ip, service: CONSOLE_SERVICE };
-        if let Err(retry_after) = self.lockout.check(&attempt).await {
+        let (checked, read_ahead) = self.lockout.check_reading(&attempt, &self.authn.record_keys(account)).await;
+        if let Err(retry_after) = checked {
             return Err(AuthError::TooManyAttempts { retry_after });
         }
         let req = AuthRequest {
@@ -45,7 +46,7 @@ impl AuthService {
             offline: false,
             client_id: String::new(),
         };
-        let result = match self.authenticate(&req).await {
+        let result = match self.authenticate(&req, &read_ahead).await {
             Ok(caller) if caller.credential == "password" && !caller.account.is_empty() => {
                 Ok(SignedIn { account: caller.account, labels: caller.labels, backend: caller.backend })
             }

@@ -21,6 +21,7 @@ pub mod decoded;
 pub mod embedded;
 pub mod memory;
 pub mod open;
+pub mod read_ahead;
 mod read_cache;
 pub mod redis;
 pub mod runtime;
@@ -140,6 +141,19 @@ pub trait Store: Send + Sync {
             values.push(self.count(key).await?.map(|c| c.count));
         }
         Ok(values)
+    }
+
+    /// [`Store::count_values`] of `counters` and [`Store::get_many`] of `records` together:
+    /// one round trip on Redis (a single MGET), where the two calls are two. For a login
+    /// that checks its lockout counters and then reads the record its authenticator needs.
+    async fn count_values_and_get(
+        &self,
+        counters: &[&str],
+        records: &[&str],
+    ) -> Result<(Vec<Option<u64>>, Vec<Option<Vec<u8>>>), StoreError> {
+        let counts = self.count_values(counters).await?;
+        let values = if records.is_empty() { Vec::new() } else { self.get_many(records).await? };
+        Ok((counts, values))
     }
 
     /// Adds `member` to the set `index` (or refreshes its expiry). An index is how records

@@ -251,6 +251,14 @@ impl RedisStore {
         }
     }
 
+    /// A counter as MGET answers it: the decimal text INCR keeps.
+    fn counter_value(&self, bytes: &[u8]) -> Result<u64, StoreError> {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| self.fail(format!("a counter holds {:?}, not a number", String::from_utf8_lossy(bytes))))
+    }
+
     fn eval(script: &str, key: String) -> Cmd {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(script).arg(1).arg(key);
@@ -363,6 +371,17 @@ impl Store for RedisStore {
             return Err(self.fail(format!("MGET of {} counters answered {} values", keys.len(), values.len())));
         }
         Ok(values)
+    }
+
+    async fn count_values_and_get(
+        &self,
+        counters: &[&str],
+        records: &[&str],
+    ) -> Result<(Vec<Option<u64>>, Vec<Option<Vec<u8>>>), StoreError> {
+        let mut values = self.get_many(&[counters, records].concat()).await?;
+        let records = values.split_off(counters.len());
+        let counts = values.into_iter().map(|value| value.map(|bytes| self.counter_value(&bytes)).transpose());
+        Ok((counts.collect::<Result<_, _>>()?, records))
     }
 
     async fn index_add(&self, index: &str, member: &str, ttl: Option<Duration>) -> Result<(), StoreError> {

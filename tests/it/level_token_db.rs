@@ -326,3 +326,35 @@ fn level_token_db_imports_into_a_redis_store_once() {
     assert!(again.process.log().contains("was imported before"), "{}", again.process.log());
     site.assert_grants("alice@acme.test", "alice-pw", "dev/app");
 }
+
+/// A web sign-in password login on Redis reads its record in the MGET that reads its
+/// lockout counters (one round trip, not two), and still sees a replaced record on the very
+/// next login: what it read ahead is this login's own read, not a cache.
+#[test]
+fn a_web_signin_login_on_redis_reads_its_record_with_the_counters() {
+    use crate::support::redis::RedisServer;
+
+    let site = Site::new();
+    write_token_db(&site.db(), &json!({"alice@acme.test": record("alice-pw", &["dev"])}));
+    let redis = RedisServer::start();
+    let store = format!("store:\n  redis:\n    addr: \"{}\"\n", redis.addr());
+    let _server = site.start("", &store);
+    site.assert_grants("alice@acme.test", "alice-pw", "dev/app");
+    redis.command(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..5 {
+        site.assert_grants("alice@acme.test", "alice-pw", "dev/app");
+    }
+    site.assert_refused("alice@acme.test", "wrong");
+    let calls = |command: &str| {
+        let stats = redis.command(&["INFO", "commandstats"]);
+        let line = stats.lines().find(|l| l.starts_with(&format!("cmdstat_{command}:"))).map(str::to_string);
+        line.and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok()).unwrap_or(0)
+    };
+    assert_eq!((calls("mget"), calls("get")), (6, 0), "{}", redis.command(&["INFO", "commandstats"]));
+
+    let mut replaced = record("alice-new", &["dev"]);
+    replaced["provider"] = json!("oidc");
+    redis.command(&["SET", "t:alice@acme.test", &replaced.to_string()]);
+    site.assert_refused("alice@acme.test", "alice-pw");
+    site.assert_grants("alice@acme.test", "alice-new", "dev/app");
+}

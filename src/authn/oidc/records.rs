@@ -12,6 +12,7 @@ use super::level_db::LevelDir;
 use super::provider::{record_key, SignedIn, TokenRecord, UpstreamTokens};
 use crate::secret::Secret;
 use crate::store::decoded::DecodedRecords;
+use crate::store::read_ahead::ReadAhead;
 use crate::store::{SharedStore, StoreError, StoreExt as _};
 
 /// docker_auth generates 16 alphanumeric characters (95 bits); 24 make ≥ 128 bits (state.md).
@@ -79,15 +80,30 @@ impl TokenDb {
         })
     }
 
+    /// The store key of `account`'s record at `provider`; `None` when the provider's
+    /// records live in a LevelDB directory instead.
+    pub fn store_key(&self, provider: &str, account: &str) -> Option<String> {
+        self.level_of(provider).is_none().then(|| record_key(account))
+    }
+
     /// As [`TokenDb::get`], for the login path: read from the store at every call (a new
-    /// sign-in or a revalidation is seen at once, by every replica), decoded only when
-    /// the stored bytes changed.
-    pub async fn get_shared(&self, provider: &str, account: &str) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+    /// sign-in or a revalidation is seen at once, by every replica), or taken from what
+    /// this login read ahead; decoded only when the stored bytes changed.
+    pub async fn get_shared(
+        &self,
+        provider: &str,
+        account: &str,
+        read: &ReadAhead,
+    ) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         if self.level_of(provider).is_some() {
             return Ok(self.get(provider, account).await?.map(Arc::new));
         }
         let key = record_key(account);
-        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+        let raw = match read.get(&key) {
+            Some(value) => value.map(<[u8]>::to_vec),
+            None => self.store.get(&key).await?,
+        };
+        let Some(raw) = raw else { return Ok(None) };
         let decoded = self.decoded.get(&key, raw, |raw| serde_json::from_slice(raw));
         decoded.map(Some).map_err(|e| StoreError::Corrupt {
             store: self.store.describe().to_string(),

@@ -14,6 +14,7 @@ use crate::authn::password::PasswordVerifier;
 use crate::authn::{Authenticator, AuthnError, AuthnOutcome, LookupOutcome};
 use crate::request::Labels;
 use crate::secret::Secret;
+use crate::store::read_ahead::ReadAhead;
 
 pub struct WebLoginAuth {
     provider: Arc<dyn WebProvider>,
@@ -39,10 +40,10 @@ impl WebLoginAuth {
 
     /// The account's record if this provider wrote it (or docker_auth did, without saying
     /// which provider): another provider's record is another provider's to check.
-    async fn record(&self, account: &str) -> Result<Option<Arc<TokenRecord>>, AuthnError> {
+    async fn record(&self, account: &str, read: &ReadAhead) -> Result<Option<Arc<TokenRecord>>, AuthnError> {
         let record = self
             .db
-            .get_shared(self.provider.name(), account)
+            .get_shared(self.provider.name(), account, read)
             .await
             .map_err(|e| AuthnError(format!("web sign-in record unavailable: {e}")))?;
         Ok(record.filter(|r| r.provider.is_empty() || r.provider == self.provider.name()))
@@ -101,10 +102,23 @@ impl Authenticator for WebLoginAuth {
     }
 
     async fn authenticate(&self, account: &str, password: &Secret) -> Result<AuthnOutcome, AuthnError> {
+        self.authenticate_read_ahead(account, password, &ReadAhead::none()).await
+    }
+
+    fn record_key(&self, account: &str) -> Option<String> {
+        self.db.store_key(self.provider.name(), account)
+    }
+
+    async fn authenticate_read_ahead(
+        &self,
+        account: &str,
+        password: &Secret,
+        read: &ReadAhead,
+    ) -> Result<AuthnOutcome, AuthnError> {
         if account.is_empty() || password.is_empty() {
             return Ok(AuthnOutcome::NoMatch);
         }
-        let Some(record) = self.record(account).await? else {
+        let Some(record) = self.record(account, read).await? else {
             if self.decoy_unknown {
                 self.verifier.decoy(password).await?;
             }
@@ -126,7 +140,7 @@ impl Authenticator for WebLoginAuth {
     }
 
     async fn lookup(&self, account: &str) -> Result<LookupOutcome, AuthnError> {
-        let Some(record) = self.record(account).await? else { return Ok(LookupOutcome::NotFound) };
+        let Some(record) = self.record(account, &ReadAhead::none()).await? else { return Ok(LookupOutcome::NotFound) };
         Ok(match self.current_labels(account, &record).await? {
             Some(labels) => LookupOutcome::Found(labels),
             None => LookupOutcome::NotFound,
