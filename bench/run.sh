@@ -189,6 +189,12 @@ run_wrk() {
   CPU_US=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v r="$requests" 'BEGIN {printf "%.0f", t / hz * 1e6 / r}')
 }
 
+# warm_up PATH: 2 s of the scenario's own requests, not measured. The rows measured beside
+# S5 (S8-S14) start on a server that has served nothing, while S5's run follows its HTTP
+# floor run on the same server; without this the first of their seconds (threads, caches,
+# allocator growth) counted against them alone.
+warm_up() { wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$work/req.lua" "$SCHEME://$ADDR$1" > /dev/null; }
+
 # openssl_sign_us ALGORITHM → µs per signature (`openssl speed -mr` prints signs per second).
 openssl_sign_us() {
   openssl speed -seconds 2 -mr "$1" 2>/dev/null | awk -F: '/^\+F[24]:/ {printf "%.1f", 1e6 / $4; exit}'
@@ -284,10 +290,12 @@ stored_scenario() { # name engine(embedded|redis) auth(refresh|robot)
     token=$(curl -s -u user5:benchpw "http://$ADDR/auth?service=registry&offline_token=true&client_id=bench" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
     lua_refresh_grant "$token"
+    warm_up /auth
     run_wrk /auth
   else
     secret=$("$BIN" robot create bench --scope 'repository:bench/*:pull,push' --config "$work/config.yml" | awk '/^secret:/ {print $2}')
     lua_header "robot\$bench:$secret"
+    warm_up "$SCENARIO_URL"
     run_wrk "$SCENARIO_URL"
   fi
   stop_server
@@ -359,6 +367,7 @@ ci_scenario() { # name
   printf '      account: "gha:${claims.repository}"\n      labels: {repo: "${claims.repository}"}\n' >> "$work/config.yml"
   start_server
   lua_header "ci:$token"
+  warm_up "$SCENARIO_URL"
   run_wrk "$SCENARIO_URL"
   stop_server
   printf '%-34s %9.0f %8s %8s %6s %8s %9s %9s %8.0f%% of S5\n' "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$CPU_US" - - \
@@ -393,6 +402,7 @@ web_scenario() { # name engine(embedded|redis)
   fi
   start_server
   lua_header 'web@bench.example:benchpw'
+  warm_up "$SCENARIO_URL"
   run_wrk "$SCENARIO_URL"
   stop_server
   [ "$engine" = redis ] && stop_redis
