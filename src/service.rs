@@ -132,7 +132,7 @@ impl AuthService {
             true => self.authn.record_keys(&req.account),
             false => Vec::new(),
         };
-        let (checked, read_ahead) = self.lockout.check_reading(&attempt, &records).await;
+        let (checked, read_ahead) = self.lockout.check_reading(&attempt, records).await;
         if let Err(retry_after) = checked {
             return Err(AuthError::TooManyAttempts { retry_after });
         }

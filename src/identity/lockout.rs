@@ -65,14 +65,18 @@ impl Lockout {
     /// `Err(retry_after)` when the address or the account is locked. Anonymous requests
     /// (no account) are never refused here: they carry no password to guess.
     pub async fn check(&self, attempt: &Attempt<'_>) -> Result<(), Duration> {
-        self.check_reading(attempt, &[]).await.0
+        self.check_reading(attempt, Vec::new()).await.0
     }
 
     /// [`Lockout::check`], reading `records` in the same store call (one Redis round trip
     /// for a login that then needs them; see [`ReadAhead`]). Nothing is read ahead when
     /// the check does not ask the store (disabled, anonymous) or the store failed; the
     /// records are then read, and fail closed, where they are needed.
-    pub async fn check_reading(&self, attempt: &Attempt<'_>, records: &[String]) -> (Result<(), Duration>, ReadAhead) {
+    pub async fn check_reading(
+        &self,
+        attempt: &Attempt<'_>,
+        mut records: Vec<String>,
+    ) -> (Result<(), Duration>, ReadAhead) {
         if !self.config.enabled || attempt.account.is_empty() {
             return (Ok(()), ReadAhead::none());
         }
@@ -86,7 +90,7 @@ impl Lockout {
         let keys: Vec<&str> = subjects.iter().filter_map(|(key, _, _)| *key).collect();
         // A key the store would refuse (an account name beyond 1 KiB) is left to its reader:
         // refused with the counters, it would stop the counting.
-        let records: Vec<String> = records.iter().filter(|k| k.len() <= MAX_KEY_BYTES).cloned().collect();
+        records.retain(|key| key.len() <= MAX_KEY_BYTES);
         let record_keys: Vec<&str> = records.iter().map(String::as_str).collect();
         let (mut values, read_ahead) = match self.store.count_values_and_get(&keys, &record_keys).await {
             Ok((counts, values)) => (counts.into_iter(), ReadAhead::new(records, values)),

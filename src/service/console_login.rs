@@ -32,7 +32,7 @@ impl AuthService {
         ip: Option<IpAddr>,
     ) -> Result<SignedIn, AuthError> {
         let attempt = Attempt { account, ip, service: CONSOLE_SERVICE };
-        let (checked, read_ahead) = self.lockout.check_reading(&attempt, &self.authn.record_keys(account)).await;
+        let (checked, read_ahead) = self.lockout.check_reading(&attempt, self.authn.record_keys(account)).await;
         if let Err(retry_after) = checked {
             return Err(AuthError::TooManyAttempts { retry_after });
         }
