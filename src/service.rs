@@ -128,38 +128,38 @@ impl AuthService {
     async fn identify(&self, req: &AuthRequest) -> Result<Caller, AuthError> {
         let attempt = Attempt { account: &req.account, ip: req.ip, service: &req.service };
         // A password login reads its backends' records with the counters (ReadAhead).
-        let records = match self.takes_password_path(req) {
-            true => self.authn.record_keys(&req.account),
-            false => Vec::new(),
+        let presented = self.presented(req);
+        let records = match presented {
+            Presented::Password => self.authn.record_keys(&req.account),
+            Presented::RefreshToken(..) | Presented::Robot(..) => Vec::new(),
         };
         let (checked, read_ahead) = self.lockout.check_reading(&attempt, records).await;
         if let Err(retry_after) = checked {
             return Err(AuthError::TooManyAttempts { retry_after });
         }
-        let result = self.identify_unguarded(req, &read_ahead).await;
+        let result = match presented {
+            Presented::RefreshToken(identity, token) => self.redeem(identity, req, token).await,
+            Presented::Robot(identity, name) => self.robot_login(identity, req, name).await,
+            Presented::Password => self.authenticate(req, &read_ahead).await,
+        };
         if matches!(result, Err(AuthError::Unauthorized)) {
             self.lockout.record_failure(&attempt).await;
         }
         result
     }
 
-    /// A refresh token's account, a robot, or a password login.
-    async fn identify_unguarded(&self, req: &AuthRequest, read_ahead: &ReadAhead) -> Result<Caller, AuthError> {
+    /// A refresh token, a robot's secret, or a password (stored credentials only where a
+    /// persistent store holds them).
+    fn presented<'a>(&'a self, req: &'a AuthRequest) -> Presented<'a> {
         if let Some(identity) = &self.identity {
             if let Some(token) = &req.refresh_token {
-                return self.redeem(identity, req, token).await;
+                return Presented::RefreshToken(identity, token);
             }
             if let Some(name) = crate::identity::robot::robot_name(&req.account) {
-                return self.robot_login(identity, req, name).await;
+                return Presented::Robot(identity, name);
             }
         }
-        self.authenticate(req, read_ahead).await
-    }
-
-    /// Whether [`Self::identify_unguarded`] sends `req` through the authn chain.
-    fn takes_password_path(&self, req: &AuthRequest) -> bool {
-        self.identity.is_none()
-            || (req.refresh_token.is_none() && crate::identity::robot::robot_name(&req.account).is_none())
+        Presented::Password
     }
 
     /// A password login through the authn chain. A CI token maps its own account and caps
@@ -229,6 +229,14 @@ impl AuthService {
         })?;
         Ok(decision)
     }
+}
+
+/// What a request logs in with, decided once per request ([`AuthService::presented`]).
+#[derive(Clone, Copy)]
+enum Presented<'a> {
+    RefreshToken(&'a Identity, &'a str),
+    Robot(&'a Identity, &'a str),
+    Password,
 }
 
 /// The authenticated caller of one request.
