@@ -303,17 +303,22 @@ fn level_token_db_problems_name_path_line_and_fix() {
     assert!(server.process.log().contains("does not exist: nothing to import"), "{}", server.process.log());
 }
 
+/// A site whose LevelDB holds alice's record (password `alice-pw`, group `dev`), a Redis of
+/// its own, and the `store:` section naming that Redis.
+fn alice_on_redis() -> (Site, crate::support::redis::RedisServer, String) {
+    let site = Site::new();
+    write_token_db(&site.db(), &json!({"alice@acme.test": record("alice-pw", &["dev"])}));
+    let redis = crate::support::redis::RedisServer::start();
+    let store = format!("store:\n  redis:\n    addr: \"{}\"\n", redis.addr());
+    (site, redis, store)
+}
+
 /// Import into a Redis store (replicas share it): the records land as docker_auth's
 /// `t:<account>` JSON marked with the section's provider, the marker says the directory
 /// was imported, and a second server on the same Redis imports nothing.
 #[test]
 fn level_token_db_imports_into_a_redis_store_once() {
-    use crate::support::redis::RedisServer;
-
-    let site = Site::new();
-    write_token_db(&site.db(), &json!({"alice@acme.test": record("alice-pw", &["dev"])}));
-    let redis = RedisServer::start();
-    let store = format!("store:\n  redis:\n    addr: \"{}\"\n", redis.addr());
+    let (site, redis, store) = alice_on_redis();
     let server = site.start("", &store);
     site.assert_grants("alice@acme.test", "alice-pw", "dev/app");
     let stored: Value = serde_json::from_str(&redis.command(&["GET", "t:alice@acme.test"])).unwrap();
@@ -332,12 +337,7 @@ fn level_token_db_imports_into_a_redis_store_once() {
 /// next login: what it read ahead is this login's own read, not a cache.
 #[test]
 fn a_web_signin_login_on_redis_reads_its_record_with_the_counters() {
-    use crate::support::redis::RedisServer;
-
-    let site = Site::new();
-    write_token_db(&site.db(), &json!({"alice@acme.test": record("alice-pw", &["dev"])}));
-    let redis = RedisServer::start();
-    let store = format!("store:\n  redis:\n    addr: \"{}\"\n", redis.addr());
+    let (site, redis, store) = alice_on_redis();
     let _server = site.start("", &store);
     site.assert_grants("alice@acme.test", "alice-pw", "dev/app");
     redis.command(&["CONFIG", "RESETSTAT"]);
