@@ -6,6 +6,7 @@
 # our context switches (all threads, from /proc), beside wrk's tokens/s. Scenarios (the
 # requests of bench/run.sh's rows of the same name, on one config with a one-entry ACL):
 #   S5  user5 (bcrypt 5, verified-credential cache) by Basic, no store section
+#   S5r the same with a Redis store (its lockout counters are read from Redis: one MGET)
 #   S8  identity-token exchange (POST refresh grant), embedded store;  S9  the same, Redis
 #   S10 robot login by Basic, embedded store
 #   S13 web sign-in password by Basic, embedded store (record imported from a level_token_db)
@@ -13,15 +14,18 @@
 # Each round runs the scenarios in a rotated order, the binaries alternating within each.
 # With S5 among them, every other scenario runs beside an S5 run of its own (a pair, in turn
 # first and second), and the end prints its tokens/s as a fraction of its pair's S5 (median
-# and range over the rounds) and the median CPU figures.
+# and range over the rounds) and the median CPU figures. PAIR_WITH=S5r pairs with S5r instead
+# (a Redis scenario against a login that pays the same round trip).
 #
 #   bench/store_cost.sh BIN [BIN...]                        # S9 S14, ROUNDS=3 DURATION=5
 #   SCENARIOS="S5 S8 S9 S10 S13 S14" ROUNDS=7 bench/store_cost.sh BIN
+#   PAIR_WITH=S5r SCENARIOS="S5r S9 S14" bench/store_cost.sh BIN
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: [SCENARIOS=...] bench/store_cost.sh BIN [BIN...]" >&2; exit 2; }
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 read -r -a scenarios <<<"${SCENARIOS:-S9 S14}"
+pair_with=${PAIR_WITH:-S5}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=$(mktemp -d)
 mkdir -p "$work/log"
@@ -33,7 +37,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$w
 hash=$(printf 'benchpw\n' | "$1" hash-password --cost 5 2>/dev/null | tail -1)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
-engine_of() { case $1 in S5) echo none ;; S9 | S14) echo redis ;; *) echo embedded ;; esac; }
+engine_of() { case $1 in S5) echo none ;; S5r | S9 | S14) echo redis ;; *) echo embedded ;; esac; }
 
 one() { # BIN scenario → one result line: scenario bin tokens/s ours_us redis_us switches non2xx
   local bin=$1 scenario=$2 engine sport redis="" server token secret url
@@ -81,7 +85,7 @@ one() { # BIN scenario → one result line: scenario bin tokens/s ours_us redis_
         awk '/^secret:/ {print $2}')
       lua_header "robot\$bench:$secret"
       ;;
-    S5) lua_header 'user5:benchpw' ;;
+    S5 | S5r) lua_header 'user5:benchpw' ;;
     S13 | S14) lua_header 'web@bench.example:benchpw' ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
@@ -115,9 +119,9 @@ record() { # ROUND LINE [S5-line of the same pair]: prints the row and keeps it 
     "$([ "$bad" != 0 ] && echo "  $bad non-2xx")"
 }
 paired=false
-[[ " ${scenarios[*]} " == *" S5 "* ]] && paired=true
+[[ " ${scenarios[*]} " == *" $pair_with "* ]] && paired=true
 others=()
-for s in "${scenarios[@]}"; do [ "$s" = S5 ] && [ "$paired" = true ] || others+=("$s"); done
+for s in "${scenarios[@]}"; do [ "$s" = "$pair_with" ] && [ "$paired" = true ] || others+=("$s"); done
 n=${#others[@]}
 for round in $(seq "$ROUNDS"); do
   for i in $(seq 0 $((n - 1))); do
@@ -130,9 +134,9 @@ for round in $(seq "$ROUNDS"); do
       # With S5: each scenario beside its own S5 run, in turn first and second (the VM's
       # speed drifts within minutes; a pair is measured within ~15 s).
       if (((round + i) % 2)); then
-        base=$(one "$bin" S5); line=$(one "$bin" "$scenario")
+        base=$(one "$bin" "$pair_with"); line=$(one "$bin" "$scenario")
       else
-        line=$(one "$bin" "$scenario"); base=$(one "$bin" S5)
+        line=$(one "$bin" "$scenario"); base=$(one "$bin" "$pair_with")
       fi
       record "$round" "$base"
       record "$round" "$line" "$(awk '{print $3}' <<<"$base")"
@@ -143,8 +147,8 @@ printf 'load at the end %s (%s)\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u
 
 # Medians over the rounds; with S5, each scenario's tokens/s as a fraction of its pair's S5.
 [ "$paired" = true ] || exit 0
-printf '\n%-4s %-16s %22s %10s %8s %9s %13s\n' scen binary "of S5 median (range)" tokens/s "us ours" "us redis" "switches/req"
-awk '
+printf '\n%-4s %-16s %22s %10s %8s %9s %13s\n' scen binary "of $pair_with median (range)" tokens/s "us ours" "us redis" "switches/req"
+awk -v pair_with="$pair_with" '
   function median(list,   v, m, i, j, t) {
     m = split(list, v, " ")
     for (i = 2; i <= m; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
@@ -161,7 +165,7 @@ awk '
   END {
     for (key in keys) {
       split(key, k, " ")
-      share = (key in ratios) ? sprintf("%8.0f %% (%3.0f-%3.0f)", median(ratios[key]), lo[key], hi[key]) : sprintf("%22s", "(the pairs: S5)")
+      share = (key in ratios) ? sprintf("%8.0f %% (%3.0f-%3.0f)", median(ratios[key]), lo[key], hi[key]) : sprintf("%22s", "(the pairs: " pair_with ")")
       printf "%-4s %-16s %s %10.0f %8.1f %9.1f %13.2f\n", k[1], k[2], share,
         median(tps[key]), median(ours[key]), median(red[key]), median(sw[key])
     }
