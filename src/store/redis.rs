@@ -359,18 +359,7 @@ impl Store for RedisStore {
     }
 
     async fn count_values(&self, keys: &[&str]) -> Result<Vec<Option<u64>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("MGET");
-        for key in keys {
-            cmd.arg(self.key(key)?);
-        }
-        let values: Vec<Option<u64>> = self.query(cmd).await?;
-        if values.len() != keys.len() {
-            return Err(self.fail(format!("MGET of {} counters answered {} values", keys.len(), values.len())));
-        }
-        Ok(values)
+        Ok(self.count_values_and_get(keys, &[]).await?.0)
     }
 
     async fn count_values_and_get(
